@@ -1,0 +1,184 @@
+"""The backend interface and the layer-by-layer forward and backward passes built on it.
+
+A backend is a class with a handful of array operations (the primitives below). The passes in this
+file are written once against those primitives, so a new backend only implements the primitives;
+a backend with something faster (a fused whole-network kernel) overrides ``loss_and_gradients``.
+
+The generic code here uses nothing but the primitives, in-place ``*=`` and ``.T``, so it runs on any
+array library that follows the Python array API (it is tested on ``array-api-strict``).
+
+Shapes follow the lecture: X is (n, m), one column per example; W[i] is (p_i, p_{i-1}); b[i] is
+(p_i, 1); A[i] = W[i] H[i-1] + b[i] and H[i] = act(A[i]) are (p_i, m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..nn.architecture import Architecture
+
+Array = Any  # a backend's array type (numpy.ndarray, cupy.ndarray, ...)
+
+
+@dataclass
+class Workspace:
+    """Buffers for one batch size m, allocated once and reused by every step.
+
+    ``H[i]`` holds the output of hidden layer i+1, (p_{i+1}, m); ``output`` holds the output layer's
+    pre-activation, then its gradient dA, (p_L, m); ``scratch`` is two (max p, m) buffers that the
+    backward pass uses in turn for dH and dA (the forward pass may borrow them as temporaries).
+    ``extra`` is for a backend's own buffers (for example per-thread partial sums).
+    """
+
+    m: int
+    H: list
+    output: Array
+    scratch: list
+    extra: dict = field(default_factory=dict)
+
+
+class Backend:
+    """Array operations every backend provides; subclasses implement the primitives."""
+
+    name = "base"
+
+    # ----- primitives: every backend implements these -------------------------------------------
+    def asarray(self, array, dtype) -> Array:
+        """Move a host array to the backend (no copy when it is already there with that dtype)."""
+        raise NotImplementedError
+
+    def to_numpy(self, array):
+        """Copy a backend array to a NumPy array on the host."""
+        raise NotImplementedError
+
+    def to_float(self, scalar) -> float:
+        """Read a backend scalar as a Python float (on a GPU this synchronises)."""
+        raise NotImplementedError
+
+    def empty(self, shape: tuple[int, ...], dtype) -> Array:
+        raise NotImplementedError
+
+    def zeros(self, shape: tuple[int, ...], dtype) -> Array:
+        raise NotImplementedError
+
+    def copy(self, array: Array) -> Array:
+        """A new array with the same values, on the backend."""
+        raise NotImplementedError
+
+    def matmul(self, A: Array, B: Array, out: Array) -> Array:
+        """out = A @ B; A and B may be transposed views (``W.T``)."""
+        raise NotImplementedError
+
+    def bias_activation(self, A: Array, b: Array, activation: str, scratch: Array) -> Array:
+        """In place: A (p, m) becomes H = act(A + b), b is (p, 1). ``scratch`` is a free (p, m) buffer."""
+        raise NotImplementedError
+
+    def activation_backward(self, dH: Array, H: Array, activation: str) -> Array:
+        """In place: dH (p, m) becomes dA = dH * act'(A), with act' written in terms of H (p, m).
+
+        H is not needed afterwards and may be overwritten.
+        """
+        raise NotImplementedError
+
+    def output_loss_gradient(self, A: Array, b: Array, Y: Array, output: str) -> Array:
+        """In place: A (p, m) becomes dA = H - Y with H = out(A + b); returns the summed loss.
+
+        The loss is computed stably from A + b: binary cross-entropy for sigmoid, categorical
+        cross-entropy for softmax, half the squared error for identity, summed over every entry.
+        The return value is a backend scalar, so reading it is the caller's choice (and sync).
+        """
+        raise NotImplementedError
+
+    def output_activation(self, A: Array, b: Array, output: str) -> Array:
+        """In place: A (p, m) becomes H = out(A + b) (the prediction, no loss)."""
+        raise NotImplementedError
+
+    def row_sums(self, dA: Array, out: Array) -> Array:
+        """out (p, 1) = the sum of dA (p, m) over its m columns."""
+        raise NotImplementedError
+
+    def update(self, W: Array, dW: Array, lr: float, l1: float, l2: float) -> None:
+        """In place: W -= lr * (dW + l1 * sign(W) + l2 * W)."""
+        raise NotImplementedError
+
+    def take_columns(self, X: Array, indices, out: Array) -> Array:
+        """out = X[:, indices] (gathers a shuffled mini-batch)."""
+        raise NotImplementedError
+
+    def all_finite(self, array: Array) -> bool:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for queued work to finish (a no-op on the CPU); for timing only."""
+
+    # ----- buffers ---------------------------------------------------------------------------------
+    def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:
+        """Allocate the buffers of one step for a batch of m columns."""
+        hidden = architecture.layers[1:-1]
+        widest = max(architecture.layers[1:])
+        return Workspace(
+            m=m,
+            H=[self.empty((p, m), dtype) for p in hidden],
+            output=self.empty((architecture.n_outputs, m), dtype),
+            scratch=[self.empty((widest, m), dtype) for _ in range(2)],
+        )
+
+    # ----- passes built from the primitives --------------------------------------------------------
+    def forward_hidden(self, architecture: Architecture, params: list, X: Array, workspace: Workspace) -> list:
+        """Run the hidden layers and the output matmul; return [X, H1, ..., H_{L-1}].
+
+        Leaves the output layer's W H + b pending: ``workspace.output`` holds W_L H_{L-1} (no bias).
+        """
+        H = [X]
+        for index, (W, b) in enumerate(params[:-1]):
+            A = workspace.H[index]
+            self.matmul(W, H[-1], A)  # A = W H_prev
+            scratch = workspace.scratch[0][: A.shape[0]]
+            self.bias_activation(A, b, architecture.activations[index], scratch)  # H = act(A + b)
+            H.append(A)
+        W_out, _ = params[-1]
+        self.matmul(W_out, H[-1], workspace.output)  # A_L = W_L H_{L-1}
+        return H
+
+    def forward(self, architecture: Architecture, params: list, X: Array, workspace: Workspace) -> Array:
+        """The network's output H_L (p_L, m), in ``workspace.output``."""
+        self.forward_hidden(architecture, params, X, workspace)
+        return self.output_activation(workspace.output, params[-1][1], architecture.output)
+
+    def loss_sum(self, architecture: Architecture, params: list, X: Array, Y: Array, workspace: Workspace) -> Array:
+        """The summed loss over the m columns of X (a backend scalar); no gradients."""
+        self.forward_hidden(architecture, params, X, workspace)
+        return self.output_loss_gradient(workspace.output, params[-1][1], Y, architecture.output)
+
+    def loss_and_gradients(
+        self,
+        architecture: Architecture,
+        params: list,
+        X: Array,
+        Y: Array,
+        workspace: Workspace,
+        grads: list,
+        scale: float,
+    ) -> Array:
+        """Backpropagation. Writes ``scale`` times the summed gradients into ``grads``.
+
+        With ``scale = 1/m`` the gradients are those of the mean loss (the lecture's); a caller that
+        sums gradients over chunks of a larger batch passes 1/m_total. Returns the summed loss.
+        """
+        H = self.forward_hidden(architecture, params, X, workspace)
+        dA = workspace.output
+        loss = self.output_loss_gradient(dA, params[-1][1], Y, architecture.output)  # dA_L = H_L - Y
+        for index in reversed(range(architecture.depth)):
+            W, _ = params[index]
+            dW, db = grads[index]
+            self.matmul(dA, H[index].T, dW)  # dW = (1/m) dA H_prev^T
+            dW *= scale
+            self.row_sums(dA, db)  # db = (1/m) sum(dA, axis=1)
+            db *= scale
+            if index == 0:
+                break
+            dH = workspace.scratch[index % 2][: W.shape[1]]
+            self.matmul(W.T, dA, dH)  # dH_prev = W^T dA
+            dA = self.activation_backward(dH, H[index], architecture.activations[index - 1])  # dA = dH * act'
+        return loss

@@ -1,0 +1,57 @@
+"""The ``nnaccel`` command: one subcommand per module in this folder.
+
+Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``. Errors become one
+line on stderr: exit status 2 for bad arguments or input, 1 for other failures; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import BackendUnavailable, TrainingDiverged
+from . import info, train
+
+SUBCOMMANDS = [info, train]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, exit 2
+        self.exit(2, f"nnaccel: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnaccel", description="Train fully connected networks on NumPy, Numba or CuPy.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    argv = [argument for argument in argv if argument != "--debug"]
+    args = build_parser().parse_args(argv)
+    args.debug = debug
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("nnaccel: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        if debug:
+            raise
+        print(f"nnaccel: error: {error}", file=sys.stderr)
+        return 2
+    except (BackendUnavailable, TrainingDiverged, RuntimeError, OSError, MemoryError) as error:
+        if debug:
+            raise
+        print(f"nnaccel: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

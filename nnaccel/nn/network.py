@@ -1,0 +1,280 @@
+"""The network users build: one definition that runs on every backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Sequence
+
+import numpy as np
+
+from ..backends import Backend, resolve
+from ..io import atomic_write
+from . import training
+from .architecture import Architecture
+from .initialization import initial_params
+from .validation import check_X, check_Y, resolve_dtype
+
+MODEL_FORMAT = "nnaccel-model"
+MODEL_FORMAT_VERSION = 1
+# Prediction and loss evaluation run in column chunks of this many examples, so memory stays
+# bounded for any m.
+EVALUATION_CHUNK = 1 << 16
+_CACHED_WORKSPACES = 4
+
+
+class Network:
+    """A fully connected network: X (n, m) -> H (outputs, m), one column per example.
+
+    Parameters
+    ----------
+    layers: sizes from input to output, e.g. ``[2, 6, 6, 1]``; ``[n, 1]`` is logistic (or linear)
+        regression.
+    activation: one name for every hidden layer, or one name per hidden layer: sigmoid, tanh, relu,
+        leaky_relu, elu, selu, identity.
+    output: ``sigmoid`` (binary cross-entropy), ``identity`` (half mean squared error) or
+        ``softmax`` (categorical cross-entropy, Y one-hot (classes, m)).
+    seed: the initial weights are drawn on the host from it, the same on every backend.
+    backend: a backend name, or None for the current backend (``nnaccel.get_backend()``).
+    dtype: float32 or float64; None reads ``NNACCEL_DTYPE`` (default float32).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int],
+        activation: str | Sequence[str] = "tanh",
+        output: str = "sigmoid",
+        *,
+        seed: int = 0,
+        backend: str | Backend | None = None,
+        dtype=None,
+    ):
+        self.architecture = Architecture.build(layers, activation, output)
+        self.dtype = resolve_dtype(dtype)
+        self.backend = resolve(backend)
+        self.seed = seed
+        self._workspaces: dict = {}
+        self._params = self._to_backend(initial_params(self.architecture, seed, self.dtype))
+
+    # ----- description -----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[int]:
+        return list(self.architecture.layers)
+
+    @property
+    def activations(self) -> list[str]:
+        return list(self.architecture.activations)
+
+    @property
+    def output(self) -> str:
+        return self.architecture.output
+
+    def __repr__(self) -> str:
+        return (
+            f"Network(layers={self.layers}, activation={self.activations}, output={self.output!r}, "
+            f"backend={self.backend.name!r}, dtype={self.dtype.name!r})"
+        )
+
+    # ----- parameters ------------------------------------------------------------------------------
+    def get_params(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(W, b)] per layer as NumPy copies: W (p_i, p_{i-1}), b (p_i, 1)."""
+        return [(self.backend.to_numpy(W).copy(), self.backend.to_numpy(b).copy()) for W, b in self._params]
+
+    def set_params(self, params) -> None:
+        """Replace the parameters; ``params`` has the form ``get_params`` returns."""
+        params = list(params)
+        if len(params) != self.architecture.depth:
+            raise ValueError(f"expected {self.architecture.depth} (W, b) pairs, one per layer; got {len(params)}")
+        checked = []
+        for index, pair in enumerate(params):
+            W, b = (np.asarray(array) for array in pair)
+            fan_out, fan_in = self.architecture.layers[index + 1], self.architecture.layers[index]
+            if W.shape != (fan_out, fan_in) or b.shape not in ((fan_out, 1), (fan_out,)):
+                raise ValueError(
+                    f"layer {index + 1}: expected W of shape {(fan_out, fan_in)} and b of shape {(fan_out, 1)}; "
+                    f"got {W.shape} and {b.shape}"
+                )
+            if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+                raise ValueError(f"layer {index + 1}: parameters must be numeric; got {W.dtype} and {b.dtype}")
+            if not (np.isfinite(W).all() and np.isfinite(b).all()):
+                raise ValueError(f"layer {index + 1}: parameters contain NaN or infinite values")
+            checked.append((W, b.reshape(fan_out, 1)))
+        self._params = self._to_backend(checked)
+
+    def _to_backend(self, params) -> list:
+        return [(self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype)) for W, b in params]
+
+    def _workspace(self, m: int):
+        """The step buffers for batch size m, allocated once (a few sizes are kept)."""
+        if m not in self._workspaces:
+            if len(self._workspaces) >= _CACHED_WORKSPACES:
+                self._workspaces.clear()
+            self._workspaces[m] = self.backend.workspace(self.architecture, m, self.dtype)
+        return self._workspaces[m]
+
+    # ----- forward, loss, gradients ----------------------------------------------------------------
+    def forward(self, X) -> np.ndarray:
+        """The output layer's activations H (outputs, m) for X (n, m), as a NumPy array."""
+        X = check_X(X, self.architecture)
+        m = X.shape[1]
+        H = np.empty((self.architecture.n_outputs, m), dtype=self.dtype)
+        for start in range(0, m, EVALUATION_CHUNK):
+            chunk = self.backend.asarray(X[:, start : start + EVALUATION_CHUNK], self.dtype)
+            workspace = self._workspace(chunk.shape[1])
+            H[:, start : start + chunk.shape[1]] = self.backend.to_numpy(
+                self.backend.forward(self.architecture, self._params, chunk, workspace)
+            )
+        return H
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The output layer's activations (outputs, m); same as ``forward``."""
+        return self.forward(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels as a (1, m) row for sigmoid (0 or 1) and softmax (class index) outputs;
+        the (outputs, m) values for an identity output."""
+        H = self.forward(X)
+        if self.output == "sigmoid":
+            return (H >= 0.5).astype(np.int64)
+        if self.output == "softmax":
+            return np.argmax(H, axis=0).reshape(1, -1)
+        return H
+
+    def loss(self, X, Y) -> float:
+        """The mean loss over the m columns of X (n, m) and Y (outputs, m)."""
+        X = check_X(X, self.architecture)
+        Y = check_Y(Y, self.architecture, X.shape[1])
+        return self._mean_loss(self.backend.asarray(X, self.dtype), self.backend.asarray(Y, self.dtype))
+
+    def _mean_loss(self, X, Y) -> float:
+        """Mean loss of backend arrays X (n, m), Y (outputs, m), evaluated in column chunks."""
+        m = X.shape[1]
+        total = 0.0
+        for start in range(0, m, EVALUATION_CHUNK):
+            stop = min(start + EVALUATION_CHUNK, m)
+            X_chunk, Y_chunk = X[:, start:stop], Y[:, start:stop]
+            if stop - start != m:
+                X_chunk, Y_chunk = self.backend.copy(X_chunk), self.backend.copy(Y_chunk)
+            workspace = self._workspace(stop - start)
+            total = total + self.backend.loss_sum(self.architecture, self._params, X_chunk, Y_chunk, workspace)
+        return self.backend.to_float(total) / m
+
+    def gradients(self, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        """(mean loss, [(dW, db)] per layer) for X (n, m) and Y (outputs, m); data loss only."""
+        X = check_X(X, self.architecture)
+        Y = check_Y(Y, self.architecture, X.shape[1])
+        m = X.shape[1]
+        backend = self.backend
+        grads = [(backend.empty(W.shape, self.dtype), backend.empty(b.shape, self.dtype)) for W, b in self._params]
+        loss = backend.loss_and_gradients(
+            self.architecture,
+            self._params,
+            backend.asarray(X, self.dtype),
+            backend.asarray(Y, self.dtype),
+            self._workspace(m),
+            grads,
+            1.0 / m,
+        )
+        return backend.to_float(loss) / m, [(backend.to_numpy(dW), backend.to_numpy(db)) for dW, db in grads]
+
+    # ----- training --------------------------------------------------------------------------------
+    def fit(
+        self,
+        X,
+        Y,
+        *,
+        epochs: int,
+        lr: float,
+        batch_size: int | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        validation=None,
+        shuffle: bool = True,
+        seed: int = 0,
+        progress: bool = False,
+        **resume,
+    ) -> dict:
+        """Gradient descent on X (n, m), Y (outputs, m); returns {"loss": [...], "val_loss": [...]}.
+
+        ``batch_size=None`` is full-batch; otherwise each epoch visits the columns in a seeded
+        shuffled order. The update is W -= lr * (dW + l1 sign(W) + l2 W) (biases are not
+        regularised). ``loss`` holds each epoch's mean data loss (mean over its batches, each taken
+        before its update); ``val_loss`` the loss on ``validation=(Xv, Yv)`` after each epoch.
+        Raises ``TrainingDiverged`` (keeping the last finite parameters) if the loss becomes NaN or
+        infinite.
+        """
+        return training.fit(
+            self,
+            X,
+            Y,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            l1=l1,
+            l2=l2,
+            validation=validation,
+            shuffle=shuffle,
+            seed=seed,
+            progress=progress,
+            **resume,
+        )
+
+    # ----- files -----------------------------------------------------------------------------------
+    def config(self) -> dict:
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_FORMAT_VERSION,
+            "layers": self.layers,
+            "activations": self.activations,
+            "output": self.output,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the network to one ``.npz`` file, atomically (an interrupted save leaves the old file)."""
+        arrays = {"config": np.array(json.dumps(self.config()))}
+        for index, (W, b) in enumerate(self.get_params()):
+            arrays[f"W{index}"], arrays[f"b{index}"] = W, b
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> "Network":
+        """Read a network written by ``save``, onto ``backend`` (None: the current backend)."""
+        config, params = read_model_file(path)
+        network = cls(
+            config["layers"],
+            config["activations"] if config["activations"] else "tanh",
+            config["output"],
+            seed=config.get("seed", 0),
+            backend=backend,
+            dtype=config["dtype"],
+        )
+        network.set_params(params)
+        return network
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
+    """(config, params) from an nnaccel ``.npz`` model file, or a ValueError naming the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "config" not in archive.files:
+                raise ValueError(f"{path!r} is not an nnaccel model file (no config entry)")
+            config = json.loads(str(archive["config"]))
+            if config.get("format") != MODEL_FORMAT:
+                raise ValueError(f"{path!r} is not an nnaccel model file")
+            if config.get("version", 0) > MODEL_FORMAT_VERSION:
+                raise ValueError(f"{path!r} was written by a newer nnaccel (format {config['version']}); upgrade nnaccel")
+            depth = len(config["layers"]) - 1
+            params = [(archive[f"W{index}"], archive[f"b{index}"]) for index in range(depth)]
+    except (zipfile.BadZipFile, EOFError, KeyError, OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path!r} is not a readable nnaccel model file (truncated or corrupt: {error})") from error
+    except ValueError as error:
+        if str(error).startswith(repr(path)):
+            raise
+        raise ValueError(f"{path!r} is not a readable nnaccel model file ({error})") from error
+    return config, params
