@@ -9,7 +9,7 @@ The backend comes from ``NNACCEL_BACKEND`` (numpy | numba | cupy | auto), ``set_
 """
 
 from .backends import available_backends, get_backend, set_backend, use_backend
-from .errors import BackendUnavailable, TrainingDiverged
+from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted
 from .nn.network import Network
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "BackendUnavailable",
     "Network",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "__version__",
     "available_backends",
     "get_backend",

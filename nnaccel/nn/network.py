@@ -105,6 +105,10 @@ class Network:
     def _to_backend(self, params) -> list:
         return [(self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype)) for W, b in params]
 
+    def _gradient_buffers(self) -> list:
+        """Backend arrays [(dW, db)] shaped like the parameters."""
+        return [(self.backend.empty(W.shape, self.dtype), self.backend.empty(b.shape, self.dtype)) for W, b in self._params]
+
     def _workspace(self, m: int):
         """The step buffers for batch size m, allocated once (a few sizes are kept)."""
         if m not in self._workspaces:
@@ -166,7 +170,7 @@ class Network:
         Y = check_Y(Y, self.architecture, X.shape[1])
         m = X.shape[1]
         backend = self.backend
-        grads = [(backend.empty(W.shape, self.dtype), backend.empty(b.shape, self.dtype)) for W, b in self._params]
+        grads = self._gradient_buffers()
         loss = backend.loss_and_gradients(
             self.architecture,
             self._params,

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import TrainingDiverged
+from ..errors import TrainingDiverged, TrainingInterrupted
 from .validation import check_non_negative, check_positive, check_X, check_Y
 
 
@@ -77,7 +77,7 @@ def fit(
         X_validation = backend.asarray(X_validation, dtype)
         Y_validation = backend.asarray(Y_validation, dtype)
     params = network._params
-    grads = [(backend.empty(W.shape, dtype), backend.empty(b.shape, dtype)) for W, b in params]
+    grads = network._gradient_buffers()
     history = history if history is not None else {"loss": []}
     if validation is not None:
         history.setdefault("val_loss", [])
@@ -85,12 +85,16 @@ def fit(
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         snapshot = [(backend.copy(W), backend.copy(b)) for W, b in params]
-        if batch == m:
-            total = _full_batch_step(network, X_device, Y_device, grads, lr, l1, l2)
-        else:
-            order = epoch_order(seed, epoch, m) if shuffle else np.arange(m)
-            total = _mini_batch_epoch(network, X_device, Y_device, order, batch, grads, lr, l1, l2)
-        loss = backend.to_float(total) / m
+        try:
+            if batch == m:
+                total = full_batch_step(network, X_device, Y_device, grads, lr, l1, l2)
+            else:
+                order = epoch_order(seed, epoch, m) if shuffle else np.arange(m)
+                total = _mini_batch_epoch(network, X_device, Y_device, order, batch, grads, lr, l1, l2)
+            loss = backend.to_float(total) / m
+        except KeyboardInterrupt:
+            network._params = params = snapshot  # back to the epoch's start: a clean point to resume from
+            raise TrainingInterrupted(epoch, history) from None
         if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in params):
             network._params = snapshot
             raise TrainingDiverged(
@@ -117,7 +121,10 @@ def _apply_update(backend, params, grads, lr, l1, l2) -> None:
         backend.update(b, db, lr, 0.0, 0.0)  # b -= lr * db
 
 
-def _full_batch_step(network, X, Y, grads, lr, l1, l2):
+def full_batch_step(network, X, Y, grads: list, lr: float, l1: float = 0.0, l2: float = 0.0):
+    """One step of gradient descent on backend arrays X (n, m), Y (outputs, m): forward, backward,
+    update. ``grads`` comes from ``network._gradient_buffers()``. Returns the summed loss as a
+    backend scalar (nothing is read back to the host)."""
     backend = network.backend
     m = X.shape[1]
     workspace = network._workspace(m)
