@@ -61,10 +61,23 @@ def _cupy_unavailable_reason() -> str | None:
 
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises several driver/runtime error types here
-        return f"CuPy is installed but no usable CUDA device was found ({type(error).__name__}: {error})"
+        return f"CuPy is installed but no usable CUDA device was found ({type(error).__name__}: {error}){_cuda_hint(error)}"
     if count < 1:
-        return "CuPy is installed but this machine has no CUDA device"
+        return "CuPy is installed but this machine has no CUDA device" + _cuda_hint(None)
     return None
+
+
+def _cuda_hint(error) -> str:
+    """What to do about a CUDA error from CuPy's first call."""
+    text = str(error).lower()
+    if "insufficient" in text or "driver version" in text:
+        return (
+            "; the NVIDIA driver is older than the CUDA that this CuPy build needs: install the CuPy "
+            "build for the driver's CUDA (`pip install 'nnaccel[cuda12]'` for a CUDA 12 driver)"
+        )
+    if error is not None and ("libcuda" in text or "shared object" in text or "no module" in text):
+        return "; the NVIDIA driver library (libcuda) or CuPy's CUDA libraries could not be loaded: reinstall CuPy or the driver"
+    return "; check that `nvidia-smi` lists a GPU and that CUDA_VISIBLE_DEVICES does not hide it"
 
 
 def available_backends() -> list[str]:

@@ -26,8 +26,9 @@ class Workspace:
     """Buffers for one batch size m, allocated once and reused by every step.
 
     ``H[i]`` holds the output of hidden layer i+1, (p_{i+1}, m); ``output`` holds the output layer's
-    pre-activation, then its gradient dA, (p_L, m); ``scratch`` is two (max p, m) buffers that the
-    backward pass uses in turn for dH and dA (the forward pass may borrow them as temporaries).
+    pre-activation, then its gradient dA, (p_L, m); ``scratch`` holds the (max p, m) buffers that the
+    backward pass uses for dH: two used in turn, or one when the backend's ``activation_backward``
+    writes dA into H's buffer (the forward pass may borrow ``scratch[0]`` as a temporary).
     ``extra`` is for a backend's own buffers (for example per-thread partial sums).
     """
 
@@ -42,6 +43,9 @@ class Backend:
     """Array operations every backend provides; subclasses implement the primitives."""
 
     name = "base"
+    # True when ``activation_backward`` leaves dA in H's buffer rather than dH's: the backward pass
+    # then needs one (max p, m) scratch buffer instead of two.
+    activation_backward_into_H = False
 
     # ----- primitives: every backend implements these -------------------------------------------
     def asarray(self, array, dtype) -> Array:
@@ -75,7 +79,8 @@ class Backend:
         raise NotImplementedError
 
     def activation_backward(self, dH: Array, H: Array, activation: str) -> Array:
-        """In place: dH (p, m) becomes dA = dH * act'(A), with act' written in terms of H (p, m).
+        """Return dA = dH * act'(A) (p, m), with act' written in terms of H (p, m), computed in place:
+        into dH's buffer, or into H's when ``activation_backward_into_H`` is True.
 
         H is not needed afterwards and may be overwritten.
         """
@@ -121,7 +126,7 @@ class Backend:
             m=m,
             H=[self.empty((p, m), dtype) for p in hidden],
             output=self.empty((architecture.n_outputs, m), dtype),
-            scratch=[self.empty((widest, m), dtype) for _ in range(2)],
+            scratch=[self.empty((widest, m), dtype) for _ in range(1 if self.activation_backward_into_H else 2)],
         )
 
     # ----- passes built from the primitives --------------------------------------------------------
@@ -134,7 +139,7 @@ class Backend:
         for index, (W, b) in enumerate(params[:-1]):
             A = workspace.H[index]
             self.matmul(W, H[-1], A)  # A = W H_prev
-            scratch = workspace.scratch[0][: A.shape[0]]
+            scratch = workspace.scratch[0][: A.shape[0], :]
             self.bias_activation(A, b, architecture.activations[index], scratch)  # H = act(A + b)
             H.append(A)
         W_out, _ = params[-1]
@@ -178,7 +183,8 @@ class Backend:
             db *= scale
             if index == 0:
                 break
-            dH = workspace.scratch[index % 2][: W.shape[1]]
+            # dH must not overwrite dA: alternate two buffers, unless dA lives in H's buffer
+            dH = workspace.scratch[index % len(workspace.scratch)][: W.shape[1], :]
             self.matmul(W.T, dA, dH)  # dH_prev = W^T dA
             dA = self.activation_backward(dH, H[index], architecture.activations[index - 1])  # dA = dH * act'
         return loss

@@ -11,6 +11,9 @@ import numpy as np
 from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from .base import Backend
 
+# Columns per chunk of the output layer's loss (bounds its temporaries; a chunk fits in cache).
+LOSS_CHUNK = 1 << 16
+
 
 class NumpyBackend(Backend):
     name = "numpy"
@@ -52,10 +55,13 @@ class NumpyBackend(Backend):
         A += b  # A = W H + b
         return activate(A, activation, scratch)
 
+    # dA is written into H's buffer, so the backward pass needs one scratch buffer, not two.
+    activation_backward_into_H = True
+
     def activation_backward(self, dH, H, activation):
         derivative_from_output(H, activation)  # H becomes act'(A), written in terms of H
-        dH *= H  # dA = dH * act'(A)
-        return dH
+        H *= dH  # dA = dH * act'(A)
+        return H
 
     # ----- output layer ----------------------------------------------------------------------------
     def output_activation(self, A, b, output):
@@ -65,24 +71,12 @@ class NumpyBackend(Backend):
         return activate(A, output, None)
 
     def output_loss_gradient(self, A, b, Y, output):
-        A += b
-        if output == "sigmoid":
-            # BCE from A: max(A, 0) - A Y + log(1 + e^-|A|), stable for any |A|.
-            loss = np.sum(np.logaddexp(0.0, A)) - np.vdot(A, Y)
-            activate(A, "sigmoid", None)
-        elif output == "softmax":
-            # CE from A: sum over classes of Y (logsumexp(A) - A); Y columns sum to 1.
-            shift = A.max(axis=0, keepdims=True)
-            A -= shift
-            log_normaliser = np.log(np.sum(np.exp(A), axis=0, keepdims=True))
-            loss = np.sum(log_normaliser * Y.sum(axis=0, keepdims=True)) - np.vdot(A, Y)
-            A -= log_normaliser
-            np.exp(A, out=A)
-        else:  # identity: half the squared error
-            A -= Y
-            loss = 0.5 * np.vdot(A, A)
-            return loss
-        A -= Y  # dA = H - Y
+        # Column chunks bound the loss's temporaries (logaddexp, exp) to one chunk instead of
+        # (p, m); the chunk sums are added in float64.
+        loss = 0.0
+        for start in range(0, A.shape[1], LOSS_CHUNK):
+            columns = slice(start, start + LOSS_CHUNK)
+            loss += float(_output_loss_gradient_chunk(A[:, columns], b, Y[:, columns], output))
         return loss
 
     # ----- parameters ------------------------------------------------------------------------------
@@ -94,8 +88,35 @@ class NumpyBackend(Backend):
         W -= lr * dW
 
 
+def _output_loss_gradient_chunk(A: np.ndarray, b: np.ndarray, Y: np.ndarray, output: str):
+    """In place: A (p, k) becomes dA = H - Y with H = out(A + b); returns the summed loss."""
+    A += b
+    if output == "sigmoid":
+        # BCE from A: log(1 + e^A) - A Y, with log(1 + e^A) = max(A, 0) + log(1 + e^-|A|), stable for
+        # any |A| (and ~8x faster than np.logaddexp, which has no SIMD loop).
+        softplus = np.abs(A)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        np.log1p(softplus, out=softplus)
+        loss = np.sum(softplus) + np.sum(np.maximum(A, 0.0)) - np.sum(A * Y)
+        activate(A, "sigmoid", None)
+    elif output == "softmax":
+        # CE from A: sum over classes of Y (logsumexp(A) - A); Y columns sum to 1.
+        A -= A.max(axis=0, keepdims=True)
+        log_normaliser = np.log(np.sum(np.exp(A), axis=0, keepdims=True))
+        loss = np.sum(log_normaliser * Y.sum(axis=0, keepdims=True)) - np.sum(A * Y)
+        A -= log_normaliser
+        np.exp(A, out=A)
+    else:  # identity: half the squared error
+        A -= Y
+        return 0.5 * np.sum(A * A)
+    A -= Y  # dA = H - Y
+    return loss
+
+
 def activate(A: np.ndarray, activation: str, scratch) -> np.ndarray:
-    """In place: A (p, m) becomes act(A). ``scratch`` (p, m) is needed by elu and selu only."""
+    """In place: A (p, m) becomes act(A). ``scratch`` (p, m) is a temporary for leaky_relu, elu and selu
+    (allocated when None)."""
     if activation == "sigmoid":
         # sigmoid(A) = (1 + tanh(A/2)) / 2: no overflow for large |A|.
         A *= 0.5
@@ -107,7 +128,10 @@ def activate(A: np.ndarray, activation: str, scratch) -> np.ndarray:
     elif activation == "relu":
         np.maximum(A, 0.0, out=A)
     elif activation == "leaky_relu":
-        np.maximum(A, LEAKY_RELU_SLOPE * A, out=A)
+        if scratch is None:
+            scratch = np.empty_like(A)
+        np.multiply(A, LEAKY_RELU_SLOPE, out=scratch)  # in scratch: slope * A would allocate a (p, m) temporary
+        np.maximum(A, scratch, out=A)
     elif activation in ("elu", "selu"):
         alpha, scale = (ELU_ALPHA, 1.0) if activation == "elu" else (SELU_ALPHA, SELU_SCALE)
         if scratch is None:

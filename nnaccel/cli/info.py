@@ -10,6 +10,7 @@ import numpy as np
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show the version, backends, devices, BLAS and threads")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
 
 
@@ -24,9 +25,61 @@ def collect() -> dict:
         "numpy": np.__version__,
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} logical CPUs",
         "backends": {name: unavailable_reason(name) or "available" for name in BACKEND_NAMES},
+        "devices": _devices(),
+        "threads": _threads(),
+        "numba": _numba(),
         "blas": _blas(),
     }
     return report
+
+
+def _numba() -> dict:
+    """Numba's version, threading layer and thread count (NUMBA_NUM_THREADS), or why it cannot run."""
+    from ..backends import unavailable_reason
+
+    reason = unavailable_reason("numba")
+    if reason is not None:
+        return {"error": reason}
+    try:
+        from ..backends.numba_backend import threading_report  # imports numba: only when asked
+
+        return threading_report()
+    except Exception as error:  # a broken Numba install is worth showing, not a crash of `info`
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _devices() -> list[dict]:
+    """The CPU, then each CUDA device CuPy can see."""
+    devices = [{"kind": "cpu", "name": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count()}]
+    from ..backends import unavailable_reason
+
+    if unavailable_reason("cupy") is not None:
+        return devices
+    try:
+        import cupy
+
+        for index in range(cupy.cuda.runtime.getDeviceCount()):
+            properties = cupy.cuda.runtime.getDeviceProperties(index)
+            name = properties["name"]
+            devices.append({
+                "kind": "cuda",
+                "index": index,
+                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "memory_gib": round(properties["totalGlobalMem"] / 2**30, 1),
+                "compute_capability": f"{properties['major']}.{properties['minor']}",
+            })
+    except Exception as error:  # a driver problem is worth showing, not a crash of `info`
+        devices.append({"kind": "cuda", "error": f"{type(error).__name__}: {error}"})
+    return devices
+
+
+def _threads() -> dict:
+    """Thread settings that change CPU speed: what the process may use and the usual variables."""
+    threads = {"usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        if os.environ.get(variable):
+            threads[variable] = os.environ[variable]
+    return threads
 
 
 def _blas() -> list[dict]:
@@ -42,11 +95,21 @@ def _blas() -> list[dict]:
 
 def run(args) -> int:
     report = collect()
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps(report, indent=2, default=str))
+        return 0
     print(f"nnaccel {report['nnaccel']}  (Python {report['python']}, NumPy {report['numpy']})")
     print(f"machine: {report['machine']}")
     print("backends:")
     for name, status in report["backends"].items():
         print(f"  {name:6s} {status}")
+    print("devices:")
+    for device in report["devices"]:
+        print("  " + ", ".join(f"{key}={value}" for key, value in device.items()))
+    print("threads: " + ", ".join(f"{key}={value}" for key, value in report["threads"].items()))
+    print("numba: " + ", ".join(f"{key}={value}" for key, value in report["numba"].items()))
     print("BLAS:")
     for pool in report["blas"]:
         print("  " + ", ".join(f"{key}={value}" for key, value in pool.items()))

@@ -8,12 +8,13 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import BackendUnavailable, TrainingDiverged
-from . import info, train
+from . import bench, info, make_data, predict, train
 
-SUBCOMMANDS = [info, train]
+SUBCOMMANDS = [info, train, predict, bench, make_data]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnaccel: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout stopped early (`| head`): not nnaccel's failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush stays quiet
+        return 0
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
         if debug:
             raise

@@ -1,44 +1,110 @@
-"""``nnaccel train``: the TensorFlow Playground's controls from a terminal."""
+"""``nnaccel train``: the TensorFlow Playground's controls from a terminal, on its six datasets or
+on the user's own ``.csv``/``.npy`` data, with checkpoints that resume exactly.
+
+The run is described by one ``settings`` dict (every flag that shapes the result, plus where the
+outputs go). A checkpoint stores it with the parameters, the epochs completed and the history, so
+``--resume FILE`` rebuilds the same data split and continues with the batches the uninterrupted run
+would have drawn (epoch e's order depends only on (seed, e)): it ends with the same parameters.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import math
+import os
+import signal
+import sys
+import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, expand_features, make_dataset, train_test_split
+from ..data.pipeline import Pipeline, build_pipeline, class_indices
+from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, make_dataset, train_test_split
+from ..errors import TrainingInterrupted
+from ..io import atomic_write
 from ..nn.activations import HIDDEN_ACTIVATIONS
+
+# The Playground's own defaults where it has one (lr 0.03, tanh, hidden 4,2, batch 10, ratio 50 %,
+# noise 0, features x1,x2); user data trains on 80 % and is standardised.
+DEFAULTS = {
+    "dataset": "circle",
+    "data": None,
+    "label": None,
+    "task": "auto",
+    "scale": None,  # none for the Playground's datasets, standard for --data
+    "samples": 500,
+    "noise": 0.0,
+    "ratio": None,  # 50 for the Playground's datasets, 80 for --data
+    "features": None,  # x1,x2 for the Playground's datasets, every input column for --data
+    "hidden": "4,2",
+    "activation": "tanh",
+    "lr": 0.03,
+    "epochs": 500,
+    "batch_size": 10,
+    "regularization": "none",
+    "reg_rate": 0.0,
+    "seed": 0,
+}
+# What --resume lets a command line change: the rest would give a different run.
+CHANGEABLE_ON_RESUME = ("epochs", "backend", "save", "plot", "json", "checkpoint", "checkpoint_every")
+DEFAULT_CHECKPOINT = "nnaccel-checkpoint.npz"
+PLOT_FORMATS = ("png", "pdf", "svg")
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a network on a Playground dataset",
-        description="Train a network with the TensorFlow Playground's controls.",
+        help="train a network on a Playground dataset or your own data",
+        description=(
+            "Train a fully connected network with the TensorFlow Playground's controls, on one of its "
+            "datasets or on your own .csv/.npy data. Ctrl-C (or SIGTERM) saves a checkpoint you can "
+            "continue with --resume."
+        ),
     )
-    parser.add_argument("--dataset", default="circle", choices=DATASETS, help="Playground dataset (default circle)")
-    parser.add_argument("--samples", type=int, default=500, help="number of points (default 500)")
-    parser.add_argument("--noise", type=float, default=0.0, help="noise in percent, 0-50 as in the Playground (default 0)")
-    parser.add_argument("--ratio", type=float, default=50.0, help="training share in percent (default 50)")
-    parser.add_argument("--features", default="x1,x2", help=f"comma list of {','.join(FEATURES)} (default x1,x2)")
-    parser.add_argument("--hidden", default="4,2", help="hidden layer sizes, e.g. 6,6; empty for none (default 4,2)")
-    parser.add_argument("--activation", default="tanh", choices=HIDDEN_ACTIVATIONS, help="hidden activation (default tanh)")
-    parser.add_argument("--lr", type=float, default=0.03, help="learning rate (default 0.03)")
-    parser.add_argument("--epochs", type=int, default=500, help="passes over the training data (default 500)")
-    parser.add_argument("--batch-size", type=int, default=10, help="examples per step; 0 for full batch (default 10)")
-    parser.add_argument("--regularization", default="none", choices=("none", "l1", "l2"))
-    parser.add_argument("--reg-rate", type=float, default=0.0, help="regularization rate (default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and shuffling (default 0)")
-    parser.add_argument("--backend", default=None, help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")
-    parser.add_argument("--save", metavar="FILE.npz", help="write the trained model here")
-    parser.add_argument("--json", metavar="FILE", help="write final metrics and per-epoch history here")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, help="a Playground dataset (default circle)")
+    data.add_argument("--data", metavar="FILE", help=".csv with a header row (last column the label) or .npy (rows are examples)")
+    data.add_argument("--label", help="the label column of --data: a header name (or an index such as -1); default the last column")
+    data.add_argument("--task", choices=("auto", "classification", "regression"),
+                      help="for --data: auto (default) treats 0/1 labels, text and a few integer classes as classes, anything else as regression")
+    data.add_argument("--scale", choices=("standard", "none"),
+                      help="standardise inputs (and a regression target) with the training part's mean and std; default standard for --data, none for datasets")
+    data.add_argument("--samples", type=int, help="number of points of a Playground dataset (default 500)")
+    data.add_argument("--noise", type=float, help="noise in percent, 0-50 as in the Playground (default 0)")
+    data.add_argument("--ratio", type=float, help="training share in percent, the rest is the test set (default 50; 80 for --data)")
+    data.add_argument("--features", help=f"comma list of {','.join(FEATURES)} (default x1,x2); with --data, needs two input columns")
+    model = parser.add_argument_group("network and training")
+    model.add_argument("--hidden", help="hidden layer sizes, e.g. 6,6; 0 for none (default 4,2)")
+    model.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, help="hidden activation (default tanh)")
+    model.add_argument("--lr", type=float, help="learning rate (default 0.03)")
+    model.add_argument("--epochs", type=int, help="passes over the training data (default 500); with --resume, the new total")
+    model.add_argument("--batch-size", type=int, help="examples per step; 0 for the full batch (default 10)")
+    model.add_argument("--regularization", choices=("none", "l1", "l2"), help="default none")
+    model.add_argument("--reg-rate", type=float, help="regularization rate (default 0)")
+    model.add_argument("--seed", type=int, help="seed for the data, the split, the weights and the shuffling (default 0)")
+    model.add_argument("--backend", help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")
+    model.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train data-parallel on a Dask cluster: tcp://host:8786, or 'local' for an embedded "
+                            "LocalCluster (full batch: with --batch-size 0; default: in this process)")
+    outputs = parser.add_argument_group("outputs and checkpoints")
+    outputs.add_argument("--save", metavar="FILE.npz", help="write the trained model here (for nnaccel predict)")
+    outputs.add_argument("--plot", metavar="FILE.png", help="draw the output panel: prediction over the input plane beside the loss curves")
+    outputs.add_argument("--json", metavar="FILE", help="write the final metrics and per-epoch history here")
+    outputs.add_argument("--checkpoint", metavar="FILE", help="write the training state here every --checkpoint-every epochs and at the end")
+    outputs.add_argument("--checkpoint-every", type=int, metavar="N", help="epochs between checkpoints (default 5%% of --epochs)")
+    outputs.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint, with its settings")
+    outputs.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
+# ----- settings -----------------------------------------------------------------------------------
 def parse_sizes(text: str) -> list[int]:
     """'6,6' -> [6, 6]; '' or '0' -> [] (no hidden layer)."""
-    text = text.strip()
+    text = str(text).strip()
     if text in ("", "0"):
         return []
     try:
@@ -50,72 +116,462 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def check_arguments(args) -> None:
-    if not 0.0 <= args.noise <= 50.0:
-        raise ValueError(f"--noise is a percent in [0, 50]; got {args.noise}")
-    if not 0.0 < args.ratio <= 100.0:
-        raise ValueError(f"--ratio is the training percent in (0, 100]; got {args.ratio}")
-    if args.samples < 2:
-        raise ValueError(f"--samples must be at least 2; got {args.samples}")
-    if args.batch_size < 0:
-        raise ValueError(f"--batch-size must be >= 0 (0 means full batch); got {args.batch_size}")
-    if args.reg_rate < 0:
-        raise ValueError(f"--reg-rate must be >= 0; got {args.reg_rate}")
+def parse_features(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown or not names:
+        raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'} in --features; choose from {', '.join(FEATURES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--features lists a feature twice: {text!r}")
+    return names
 
 
+def _given(args, name: str) -> bool:
+    return getattr(args, name, None) is not None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def settings_from_arguments(args) -> dict:
+    """Every flag with its default filled in and checked: the whole description of a new run."""
+    if _given(args, "data") and _given(args, "dataset"):
+        raise ValueError("give either --dataset or --data, not both")
+    settings = {name: (getattr(args, name) if _given(args, name) else default) for name, default in DEFAULTS.items()}
+    if settings["data"] is not None:
+        settings["dataset"] = None
+        for name in ("samples", "noise"):
+            if _given(args, name):
+                raise ValueError(f"{_flag(name)} applies to the Playground datasets, not to --data")
+        settings["data"] = os.path.abspath(settings["data"])
+        settings["ratio"] = 80.0 if settings["ratio"] is None else settings["ratio"]
+        settings["scale"] = settings["scale"] or "standard"
+    else:
+        for name in ("label", "task"):
+            if _given(args, name):
+                raise ValueError(f"{_flag(name)} applies to --data, not to the Playground datasets")
+        settings["ratio"] = 50.0 if settings["ratio"] is None else settings["ratio"]
+        settings["scale"] = settings["scale"] or "none"
+        settings["features"] = settings["features"] or "x1,x2"
+    settings["features"] = parse_features(settings["features"]) if settings["features"] else None
+    settings["hidden"] = parse_sizes(settings["hidden"])
+    settings["backend"] = args.backend
+    settings["checkpoint_every"] = args.checkpoint_every
+    for name in ("save", "plot", "json", "checkpoint"):
+        settings[name] = os.path.abspath(getattr(args, name)) if _given(args, name) else None
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: dict) -> None:
+    """Refuse values that cannot work, before any data is made or read."""
+    if not 0.0 <= settings["noise"] <= 50.0:
+        raise ValueError(f"--noise is a percent in [0, 50]; got {settings['noise']:g}")
+    if not 0.0 < settings["ratio"] <= 100.0:
+        raise ValueError(f"--ratio is the training percent in (0, 100]; got {settings['ratio']:g}")
+    if settings["samples"] < 2:
+        raise ValueError(f"--samples must be at least 2; got {settings['samples']}")
+    if settings["epochs"] < 1:
+        raise ValueError(f"--epochs must be at least 1; got {settings['epochs']}")
+    if settings["batch_size"] < 0:
+        raise ValueError(f"--batch-size must be >= 0 (0 means the full batch); got {settings['batch_size']}")
+    if not (settings["lr"] > 0 and math.isfinite(settings["lr"])):
+        raise ValueError(f"--lr must be a positive number; got {settings['lr']:g}")
+    if not (settings["reg_rate"] >= 0 and math.isfinite(settings["reg_rate"])):
+        raise ValueError(f"--reg-rate must be >= 0; got {settings['reg_rate']:g}")
+    if settings["regularization"] == "none" and settings["reg_rate"] > 0:
+        raise ValueError(f"--reg-rate {settings['reg_rate']:g} has no effect with --regularization none; add --regularization l1 or l2")
+    if settings["checkpoint_every"] is not None and settings["checkpoint_every"] < 1:
+        raise ValueError(f"--checkpoint-every must be at least 1; got {settings['checkpoint_every']}")
+    if settings["backend"] is not None:
+        from ..backends import check_name
+
+        check_name(settings["backend"])
+
+
+def check_outputs(settings: dict) -> None:
+    """Every output can be written (its folder exists, it overwrites no input), before training."""
+    inputs = {settings.get("data"), settings.get("resume")} - {None}
+    for name in ("save", "plot", "json", "checkpoint"):
+        path = settings.get(name)
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise ValueError(f"--{name} {path!r} is a directory; give a file name")
+        if not os.path.isdir(os.path.dirname(path)):
+            raise FileNotFoundError(f"--{name} {path!r}: the folder {os.path.dirname(path)!r} does not exist")
+        if path == settings.get("data"):
+            raise ValueError(f"--{name} {path!r} would overwrite the input data")
+        if path in inputs and name != "checkpoint":
+            raise ValueError(f"--{name} {path!r} would overwrite the checkpoint being resumed")
+    if settings.get("plot"):
+        extension = os.path.splitext(settings["plot"])[1].lower().lstrip(".")
+        if extension not in PLOT_FORMATS:
+            raise ValueError(f"--plot {settings['plot']!r}: name a .png (or .pdf/.svg) file")
+        from .. import plot
+
+        plot.check_available()
+
+
+def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
+    """The checkpoint's settings, with the few changes a resumed run may make."""
+    changed = [
+        _flag(name) for name in list(DEFAULTS) + ["features", "label", "scale"]
+        if name not in CHANGEABLE_ON_RESUME and _given(args, name)
+    ]
+    if changed:
+        raise ValueError(
+            f"{', '.join(sorted(set(changed)))} cannot change when resuming: the checkpoint fixes the data and "
+            f"the hyperparameters; only {', '.join(_flag(name) for name in CHANGEABLE_ON_RESUME)} may be given with --resume"
+        )
+    settings = dict(checkpoint_settings)
+    for name in CHANGEABLE_ON_RESUME:
+        if _given(args, name):
+            value = getattr(args, name)
+            settings[name] = os.path.abspath(value) if name in ("save", "plot", "json", "checkpoint") else value
+    if settings.get("checkpoint") is None:
+        settings["checkpoint"] = path  # keep checkpointing where the run left off
+    settings["resume"] = path
+    check_settings(settings)
+    return settings
+
+
+def fingerprint(path: str) -> str:
+    """sha256 of a data file, so a resumed run can tell the file changed under it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----- data ---------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """The data of a run: raw inputs (k, m) and labels (m,) of each part, and the network's X, Y."""
+
+    name: str
+    pipeline: Pipeline
+    raw_train: np.ndarray
+    labels_train: np.ndarray
+    raw_test: np.ndarray
+    labels_test: np.ndarray
+    domain: tuple[float, float] | None
+
+    def __post_init__(self):
+        self.X_train = self.pipeline.inputs_of(self.raw_train)
+        self.Y_train = self.pipeline.targets_of(self.labels_train)
+        self.X_test = self.pipeline.inputs_of(self.raw_test)
+        self.Y_test = self.pipeline.targets_of(self.labels_test)
+
+    @property
+    def has_test(self) -> bool:
+        return self.raw_test.shape[1] > 0
+
+
+def prepare_data(settings: dict) -> Prepared:
+    """Make or read the data, split it with the seed, and fit the preprocessing to the training part."""
+    from ..data.files import read_table
+
+    standardize = settings["scale"] == "standard"
+    if settings["data"] is not None:
+        table = read_table(settings["data"])
+        label = table.names[table.column_index(settings["label"])] if settings["label"] is not None else table.names[-1]
+        inputs = [name for name in table.names if name != label]
+        if not inputs:
+            raise ValueError(f"{settings['data']!r} has only the label column {label!r}; it needs input columns too")
+        raw, labels = table.numbers(inputs).T, table.labels(label)
+        if raw.shape[1] < 2:
+            raise ValueError(f"{settings['data']!r} has {raw.shape[1]} example; training needs at least 2")
+        name, task, domain = os.path.basename(settings["data"]), settings["task"], None
+    else:
+        raw, Y = make_dataset(settings["dataset"], settings["samples"], settings["noise"] / 100.0, settings["seed"])
+        labels, inputs, label, domain = Y[0], ["x1", "x2"], "label", (-6.0, 6.0)
+        name = settings["dataset"]
+        task = "classification" if settings["dataset"] in CLASSIFICATION else "regression"
+    raw_train, labels_train, raw_test, labels_test = train_test_split(
+        raw, labels.reshape(1, -1), settings["ratio"] / 100.0, settings["seed"]
+    )
+    pipeline = build_pipeline(
+        raw_train, labels_train[0], all_labels=labels, inputs=inputs, task=task,
+        standardize=standardize, features=settings["features"], label=label,
+    )
+    return Prepared(name, pipeline, raw_train, labels_train[0], raw_test, labels_test[0], domain)
+
+
+# ----- progress -----------------------------------------------------------------------------------
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal (at most 10 times a second),
+    one line per tenth of the run otherwise (logs, pipes)."""
+
+    def __init__(self, epochs: int, first_epoch: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.epochs, self.enabled = epochs, enabled
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.perf_counter()
+        self.shown = 0.0
+        self.step = max(1, (epochs - first_epoch) // 10)
+        self.first_epoch = first_epoch
+
+    def update(self, epoch: int, history: dict) -> None:
+        if not self.enabled:
+            return
+        done = epoch + 1
+        now = time.perf_counter()
+        last = done == self.epochs
+        if self.interactive:
+            if not last and now - self.shown < 0.1:
+                return
+            self.shown = now
+            print("\r" + self.line(done, history, now), end="\n" if last else "", file=self.stream, flush=True)
+        elif last or (done - self.first_epoch) % self.step == 0:
+            print(self.line(done, history, now), file=self.stream, flush=True)
+
+    def line(self, done: int, history: dict, now: float) -> str:
+        width = 20
+        filled = int(width * done / self.epochs)
+        text = f"epoch {done}/{self.epochs} [{'#' * filled}{'.' * (width - filled)}] training loss {history['loss'][-1]:.5f}"
+        if history.get("val_loss"):
+            text += f"  test loss {history['val_loss'][-1]:.5f}"
+        return text + f"  {now - self.started:.1f}s"
+
+
+# ----- signals ------------------------------------------------------------------------------------
+class InterruptSignals:
+    """While active, SIGINT and SIGTERM raise KeyboardInterrupt (training turns it into
+    TrainingInterrupted at a clean epoch boundary); ``received`` says which arrived."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def _handle(self, number, frame):
+        self.received = number
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exception):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous.clear()
+        return False
+
+    def ignored(self):
+        """A context in which both signals are ignored (writing the final checkpoint)."""
+        return _Ignored(self.SIGNALS)
+
+
+class _Ignored:
+    def __init__(self, names):
+        self.names, self.previous = names, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.names:
+                number = getattr(signal, name)
+                self.previous[number] = signal.signal(number, signal.SIG_IGN)
+
+    def __exit__(self, *exception):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        return False
+
+
+def free_checkpoint_path() -> str:
+    """Where an interrupted run without --checkpoint saves itself: a new file in the current folder."""
+    path, count = os.path.abspath(DEFAULT_CHECKPOINT), 1
+    while os.path.exists(path):
+        count += 1
+        path = os.path.abspath(f"nnaccel-checkpoint-{count}.npz")
+    return path
+
+
+# ----- the run ------------------------------------------------------------------------------------
 def run(args) -> int:
     import nnaccel as nna
 
-    check_arguments(args)
-    hidden = parse_sizes(args.hidden)
-    features = [name.strip() for name in args.features.split(",") if name.strip()]
-    points, Y = make_dataset(args.dataset, args.samples, args.noise / 100.0, args.seed)
-    X = expand_features(points, features)
-    X_train, Y_train, X_test, Y_test = train_test_split(X, Y, args.ratio / 100.0, args.seed)
-    classification = args.dataset in CLASSIFICATION
-    network = nna.Network(
-        [X.shape[0], *hidden, 1],
-        activation=args.activation,
-        output="sigmoid" if classification else "identity",
-        seed=args.seed,
-        backend=args.backend,
-    )
-    l1 = args.reg_rate if args.regularization == "l1" else 0.0
-    l2 = args.reg_rate if args.regularization == "l2" else 0.0
-    started = time.perf_counter()
-    history = network.fit(
-        X_train,
-        Y_train,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size or None,
-        l1=l1,
-        l2=l2,
-        validation=(X_test, Y_test) if X_test.shape[1] else None,
-        seed=args.seed,
-    )
-    seconds = time.perf_counter() - started
-    metrics = {
-        "dataset": args.dataset,
-        "backend": network.backend.name,
-        "layers": network.layers,
-        "train_loss": network.loss(X_train, Y_train),
-        "test_loss": network.loss(X_test, Y_test) if X_test.shape[1] else None,
-        "seconds": seconds,
-    }
-    if classification:
-        metrics["train_accuracy"] = float(np.mean(network.predict(X_train) == Y_train))
-        if X_test.shape[1]:
-            metrics["test_accuracy"] = float(np.mean(network.predict(X_test) == Y_test))
-    print(f"{args.dataset}: network {'-'.join(map(str, network.layers))} on {network.backend.name}, {args.epochs} epochs in {seconds:.2f}s")
-    print(f"training loss {metrics['train_loss']:.4f}" + (f"  test loss {metrics['test_loss']:.4f}" if metrics["test_loss"] is not None else ""))
-    if classification:
-        print(f"training accuracy {metrics['train_accuracy']:.3f}" + (f"  test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics else ""))
-    if args.save:
-        network.save(args.save)
-    if args.json:
-        from ..io import atomic_write
+    from ..nn import checkpoint
 
-        payload = json.dumps({"metrics": metrics, "history": history}, indent=2).encode()
-        atomic_write(args.json, lambda handle: handle.write(payload))
+    saved = None
+    if args.resume:
+        saved = checkpoint.load(args.resume, backend="numpy", checkpoint=True)
+        settings = settings_for_resume(args, saved.training["settings"], os.path.abspath(args.resume))
+    else:
+        settings = settings_from_arguments(args)
+    check_outputs(settings)
+    if getattr(args, "scheduler", None) and settings["batch_size"]:
+        raise ValueError("--scheduler trains by full-batch gradient descent on the Dask cluster; add --batch-size 0")
+    if settings["data"] is not None:
+        from ..data.files import check_readable
+
+        digest = fingerprint(check_readable(settings["data"]))
+        if saved is not None and digest != settings.get("data_sha256"):
+            raise ValueError(f"{settings['data']!r} changed since the checkpoint was written; resume needs the same data")
+        settings["data_sha256"] = digest
+    data = prepare_data(settings)
+
+    if saved is not None:
+        network = nna.Network(
+            saved.network.layers, saved.network.activations or "tanh", saved.network.output,
+            seed=saved.network.seed, backend=settings["backend"], dtype=saved.network.dtype,
+        )
+        network.set_params(saved.network.get_params())
+        history = saved.training["history"]
+        completed = int(saved.training["epochs_completed"])
+        if settings["epochs"] < completed:
+            raise ValueError(f"--epochs {settings['epochs']} is less than the {completed} epochs the checkpoint has completed")
+    else:
+        network = nna.Network(
+            [data.pipeline.n_inputs, *settings["hidden"], data.pipeline.n_outputs],
+            activation=settings["activation"],
+            output=data.pipeline.output,
+            seed=settings["seed"],
+            backend=settings["backend"],
+        )
+        history, completed = {"loss": []}, 0
+    if settings["checkpoint"] is not None and settings["checkpoint_every"] is None:
+        settings["checkpoint_every"] = max(1, settings["epochs"] // 20)
+
+    def write_checkpoint(path: str, epochs_completed: int, history: dict) -> None:
+        checkpoint.save(
+            path, network, pipeline=data.pipeline.to_dict(),
+            training={"epochs_completed": epochs_completed, "history": history,
+                      "settings": {key: value for key, value in settings.items() if key != "resume"}},
+        )
+
+    progress = Progress(settings["epochs"], completed, enabled=not args.quiet)
+
+    def on_epoch_end(epoch: int, history: dict) -> None:
+        progress.update(epoch, history)
+        every = settings["checkpoint_every"]
+        if settings["checkpoint"] is not None and (epoch + 1) % every == 0 and epoch + 1 < settings["epochs"]:
+            write_checkpoint(settings["checkpoint"], epoch + 1, history)
+
+    l1 = settings["reg_rate"] if settings["regularization"] == "l1" else 0.0
+    l2 = settings["reg_rate"] if settings["regularization"] == "l2" else 0.0
+    signals = InterruptSignals()
+    started = time.perf_counter()
+    try:
+        if completed < settings["epochs"]:
+            with signals:
+                fit = network.fit
+                if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
+                    from ..distributed import fit as distributed_fit
+
+                    fit = functools.partial(distributed_fit, network, scheduler=args.scheduler)
+                history = fit(
+                    data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
+                    batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
+                    validation=(data.X_test, data.Y_test) if data.has_test else None,
+                    seed=settings["seed"], start_epoch=completed, history=history, on_epoch_end=on_epoch_end,
+                )
+    except TrainingInterrupted as stop:
+        with signals.ignored():
+            path = settings["checkpoint"] or free_checkpoint_path()
+            write_checkpoint(path, stop.epoch, stop.history)
+        number = signals.received or signal.SIGINT
+        print(
+            f"\nnnaccel: interrupted by {signal.Signals(number).name} in epoch {stop.epoch + 1} of {settings['epochs']}; "
+            f"the state after {stop.epoch} epochs is saved in {path}. Resume with: nnaccel train --resume {path}",
+            file=sys.stderr,
+        )
+        return 128 + number
+    seconds = time.perf_counter() - started
+    trained = settings["epochs"] - completed
+    metrics = evaluate(network, data, settings, trained, seconds)
+    print_summary(metrics, data)
+    write_outputs(settings, network, data, history, metrics, write_checkpoint)
     return 0
+
+
+def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: float) -> dict:
+    """The final numbers: losses, accuracy (or R^2), time, examples per second, backend."""
+    metrics = {
+        "data": data.name,
+        "task": data.pipeline.task,
+        "backend": network.backend.name,
+        "dtype": network.dtype.name,
+        "layers": network.layers,
+        "activation": settings["activation"],
+        "output": network.output,
+        "epochs": settings["epochs"],
+        "epochs_this_run": trained,
+        "train_examples": int(data.X_train.shape[1]),
+        "test_examples": int(data.X_test.shape[1]),
+        "train_loss": network.loss(data.X_train, data.Y_train),
+        "test_loss": network.loss(data.X_test, data.Y_test) if data.has_test else None,
+        "seconds": seconds,
+        "examples_per_second": trained * data.X_train.shape[1] / seconds if trained and seconds > 0 else None,
+    }
+    parts = [("train", data.raw_train, data.labels_train)] + ([("test", data.raw_test, data.labels_test)] if data.has_test else [])
+    for part, raw, labels in parts:
+        predicted = data.pipeline.predictions(network.forward(data.pipeline.inputs_of(raw)))
+        if data.pipeline.task == "classification":
+            truth = np.asarray(data.pipeline.classes, dtype=object)[class_indices(labels, data.pipeline.classes)]
+            metrics[f"{part}_accuracy"] = float(np.mean(np.asarray(predicted, dtype=object) == truth))
+        else:
+            truth = np.asarray(labels, dtype=np.float64)
+            spread = np.sum((truth - truth.mean()) ** 2)
+            metrics[f"{part}_r2"] = float(1.0 - np.sum((truth - predicted) ** 2) / spread) if spread > 0 else None
+    return metrics
+
+
+def print_summary(metrics: dict, data: Prepared) -> None:
+    layers = "-".join(map(str, metrics["layers"]))
+    print(f"{metrics['data']}: {metrics['task']}, network {layers} ({metrics['activation']} hidden, "
+          f"{metrics['output']} output) on {metrics['backend']} ({metrics['dtype']})")
+    speed = f", {metrics['examples_per_second']:,.0f} examples/s" if metrics["examples_per_second"] else ""
+    print(f"{metrics['epochs_this_run']} epochs in {metrics['seconds']:.2f} s{speed} "
+          f"({metrics['train_examples']} training, {metrics['test_examples']} test examples)")
+    line = f"training loss {metrics['train_loss']:.4f}"
+    if metrics["test_loss"] is not None:
+        line += f"   test loss {metrics['test_loss']:.4f}"
+    print(line)
+    score = "accuracy" if metrics["task"] == "classification" else "r2"
+    shown = "accuracy" if score == "accuracy" else "R^2"
+    values = [(part, metrics.get(f"{part}_{score}")) for part in ("train", "test")]
+    print("   ".join(f"{'training' if part == 'train' else 'test'} {shown} {value:.4f}" for part, value in values if value is not None))
+
+
+def json_history(history: dict) -> dict:
+    return {
+        "epoch": list(range(1, len(history["loss"]) + 1)),
+        "train_loss": list(history["loss"]),
+        "test_loss": list(history.get("val_loss", [])),
+    }
+
+
+def write_outputs(settings, network, data: Prepared, history, metrics, write_checkpoint) -> None:
+    from ..nn import checkpoint
+
+    if settings["checkpoint"] is not None:
+        write_checkpoint(settings["checkpoint"], settings["epochs"], history)
+    if settings["save"]:
+        checkpoint.save(settings["save"], network, pipeline=data.pipeline.to_dict())
+    if settings["json"]:
+        public = {key: value for key, value in settings.items() if key not in ("resume",)}
+        payload = json.dumps({"metrics": metrics, "history": json_history(history), "settings": public}, indent=2).encode()
+        atomic_write(settings["json"], lambda handle: handle.write(payload))
+    if settings["plot"]:
+        from .. import plot
+
+        task = "classifier" if data.pipeline.task == "classification" else "regression"
+        score = (f"test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics
+                 else f"test R² {metrics['test_r2']:.3f}" if metrics.get("test_r2") is not None else "")
+        title = (f"{data.name}: {'-'.join(map(str, network.layers))} {task}, {settings['activation']}, lr {settings['lr']:g}, "
+                 f"{settings['epochs']} epochs" + (f"; {score}" if score else ""))
+        plot.save_training_plot(
+            settings["plot"], network, data.pipeline,
+            train=(data.raw_train, data.labels_train),
+            test=(data.raw_test, data.labels_test) if data.has_test else None,
+            history=json_history(history), title=title, domain=data.domain,
+        )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
+import zlib
 from typing import Sequence
 
 import numpy as np
 
 from ..backends import Backend, resolve
+from ..data.sources import as_source, check_source
 from ..io import atomic_write
 from . import training
 from .architecture import Architecture
@@ -99,7 +102,8 @@ class Network:
                 raise ValueError(f"layer {index + 1}: parameters must be numeric; got {W.dtype} and {b.dtype}")
             if not (np.isfinite(W).all() and np.isfinite(b).all()):
                 raise ValueError(f"layer {index + 1}: parameters contain NaN or infinite values")
-            checked.append((W, b.reshape(fan_out, 1)))
+            # copies, so training never writes into the caller's arrays
+            checked.append((np.array(W, dtype=self.dtype), np.array(b, dtype=self.dtype).reshape(fan_out, 1)))
         self._params = self._to_backend(checked)
 
     def _to_backend(self, params) -> list:
@@ -145,8 +149,13 @@ class Network:
             return np.argmax(H, axis=0).reshape(1, -1)
         return H
 
-    def loss(self, X, Y) -> float:
-        """The mean loss over the m columns of X (n, m) and Y (outputs, m)."""
+    def loss(self, X, Y=None) -> float:
+        """The mean loss over the m columns of X (n, m) and Y (outputs, m), or of any data ``fit``
+        streams (read chunk by chunk)."""
+        source = as_source(X, Y)
+        if source is not None:
+            check_source(source, self.architecture)
+            return training.streamed_mean_loss(self, source)
         X = check_X(X, self.architecture)
         Y = check_Y(Y, self.architecture, X.shape[1])
         return self._mean_loss(self.backend.asarray(X, self.dtype), self.backend.asarray(Y, self.dtype))
@@ -164,8 +173,12 @@ class Network:
             total = total + self.backend.loss_sum(self.architecture, self._params, X_chunk, Y_chunk, workspace)
         return self.backend.to_float(total) / m
 
-    def gradients(self, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
-        """(mean loss, [(dW, db)] per layer) for X (n, m) and Y (outputs, m); data loss only."""
+    def gradients(self, X, Y=None) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        """(mean loss, [(dW, db)] per layer) for X (n, m) and Y (outputs, m); data loss only.
+        X and Y may be any data ``fit`` streams (``.npy`` paths, a data source, ...)."""
+        source = as_source(X, Y)
+        if source is not None:
+            return training.source_gradients(self, source)
         X = check_X(X, self.architecture)
         Y = check_Y(Y, self.architecture, X.shape[1])
         m = X.shape[1]
@@ -186,7 +199,7 @@ class Network:
     def fit(
         self,
         X,
-        Y,
+        Y=None,
         *,
         epochs: int,
         lr: float,
@@ -207,6 +220,11 @@ class Network:
         before its update); ``val_loss`` the loss on ``validation=(Xv, Yv)`` after each epoch.
         Raises ``TrainingDiverged`` (keeping the last finite parameters) if the loss becomes NaN or
         infinite.
+
+        Data larger than memory is read chunk by chunk along m: pass two ``.npy`` (or ``.zarr``)
+        paths, arrays from ``np.load(path, mmap_mode="r")``, zarr or Dask arrays, a
+        ``nnaccel.data`` source (Y None), or an iterable of (X_chunk, Y_chunk) pairs (Y None; a
+        function returning a fresh one for several epochs). ``validation`` takes the same forms.
         """
         return training.fit(
             self,
@@ -264,6 +282,8 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
+    if not zipfile.is_zipfile(path):  # np.load would read a .npy, or refuse a pickle with advice to unpickle
+        raise ValueError(f"{path!r} is not an nnaccel model file (not a .npz archive, or truncated)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "config" not in archive.files:
@@ -275,7 +295,12 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
                 raise ValueError(f"{path!r} was written by a newer nnaccel (format {config['version']}); upgrade nnaccel")
             depth = len(config["layers"]) - 1
             params = [(archive[f"W{index}"], archive[f"b{index}"]) for index in range(depth)]
-    except (zipfile.BadZipFile, EOFError, KeyError, OSError, json.JSONDecodeError) as error:
+    # zipfile and np.load raise many types for a damaged archive (a flipped flag bit gives
+    # NotImplementedError or RuntimeError, a damaged stream zlib.error or struct.error)
+    except (
+        zipfile.BadZipFile, EOFError, KeyError, OSError, TypeError, NotImplementedError, RuntimeError,
+        zlib.error, struct.error, json.JSONDecodeError,
+    ) as error:
         raise ValueError(f"{path!r} is not a readable nnaccel model file (truncated or corrupt: {error})") from error
     except ValueError as error:
         if str(error).startswith(repr(path)):

@@ -6,6 +6,7 @@ synchronises inside a step.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import sys
@@ -15,6 +16,17 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TrainingDiverged, TrainingInterrupted
+from ..data.sources import (
+    DataSource,
+    as_source,
+    batch_blocks,
+    check_source,
+    chunk_order,
+    default_chunk_columns,
+    device_chunks,
+    host_chunks,
+    prefetch,
+)
 from .validation import check_non_negative, check_positive, check_X, check_Y
 
 
@@ -38,7 +50,7 @@ def check_hyperparameters(epochs, lr, batch_size, l1, l2) -> None:
 def fit(
     network,
     X,
-    Y,
+    Y=None,
     *,
     epochs: int,
     lr: float,
@@ -60,56 +72,94 @@ def fit(
     """
     check_hyperparameters(epochs, lr, batch_size, l1, l2)
     architecture = network.architecture
-    X = check_X(X, architecture)
-    Y = check_Y(Y, architecture, X.shape[1])
+    passes = max(epochs - start_epoch, 1)
+    source = as_source(X, Y)  # None for in-memory arrays; else read chunk by chunk along m
+    if source is None:
+        X = check_X(X, architecture)
+        Y = check_Y(Y, architecture, X.shape[1])
+    else:
+        check_source(source, architecture, passes)
     if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError("validation must be a pair (X_validation, Y_validation)")
-        X_validation = check_X(validation[0], architecture, "validation X")
-        Y_validation = check_Y(validation[1], architecture, X_validation.shape[1], "validation Y")
+        validation = _checked_validation(validation, architecture, passes)
 
+    if source is None:
+        run_epoch = _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, lr, l1, l2)
+    else:
+        run_epoch = _streamed_epochs(network, source, batch_size, shuffle, seed, lr, l1, l2)
+    measure_validation = _validation_measure(network, validation) if validation is not None else None
+    return run_epochs(
+        network,
+        run_epoch,
+        measure_validation,
+        epochs=epochs,
+        lr=lr,
+        progress=progress,
+        start_epoch=start_epoch,
+        history=history,
+        on_epoch_end=on_epoch_end,
+    )
+
+
+def run_epochs(
+    network,
+    run_epoch: Callable[[int], tuple],
+    measure_validation: Callable[[], float] | None,
+    *,
+    epochs: int,
+    lr: float,
+    progress: bool = False,
+    start_epoch: int = 0,
+    history: dict | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """The epoch loop every data path shares (in memory, streamed, Dask): snapshot, divergence
+    guard, clean interruption, history, progress, callback.
+
+    ``run_epoch(epoch) -> (summed loss as a backend scalar, m)`` trains one epoch in place;
+    ``measure_validation() -> float`` is the validation loss after it (None: no validation).
+    """
     backend = network.backend
-    dtype = network.dtype
-    m = X.shape[1]
-    batch = m if batch_size is None else min(int(batch_size), m)
-    X_device, Y_device = backend.asarray(X, dtype), backend.asarray(Y, dtype)
-    if validation is not None:
-        X_validation = backend.asarray(X_validation, dtype)
-        Y_validation = backend.asarray(Y_validation, dtype)
     params = network._params
-    grads = network._gradient_buffers()
     history = history if history is not None else {"loss": []}
-    if validation is not None:
+    if measure_validation is not None:
         history.setdefault("val_loss", [])
 
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         snapshot = [(backend.copy(W), backend.copy(b)) for W, b in params]
         try:
-            if batch == m:
-                total = full_batch_step(network, X_device, Y_device, grads, lr, l1, l2)
-            else:
-                order = epoch_order(seed, epoch, m) if shuffle else np.arange(m)
-                total = _mini_batch_epoch(network, X_device, Y_device, order, batch, grads, lr, l1, l2)
+            total, m = run_epoch(epoch)
             loss = backend.to_float(total) / m
         except KeyboardInterrupt:
             network._params = params = snapshot  # back to the epoch's start: a clean point to resume from
             raise TrainingInterrupted(epoch, history) from None
+        except Exception:  # bad data found mid-epoch (a streamed chunk), a read error: keep the epoch's start
+            network._params = params = snapshot
+            raise
         if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in params):
             network._params = snapshot
             raise TrainingDiverged(
                 epoch,
-                f"training diverged at epoch {epoch + 1}: the loss became {loss} (NaN or infinite); "
-                f"the network keeps its parameters from before that epoch. Try a smaller learning rate "
+                f"training diverged at epoch {epoch + 1}: "
+                + (f"the loss became {loss}; " if not math.isfinite(loss) else "the parameters became NaN or infinite; ")
+                + "the network keeps its parameters from before that epoch. Try a smaller learning rate "
                 f"than lr={lr:g}",
             )
+        try:
+            validation_loss = measure_validation() if measure_validation is not None else None
+        except KeyboardInterrupt:
+            network._params = params = snapshot  # the epoch is not recorded yet: resume it from its start
+            raise TrainingInterrupted(epoch, history) from None
         history["loss"].append(loss)
-        if validation is not None:
-            history["val_loss"].append(network._mean_loss(X_validation, Y_validation))
-        if progress:
-            _print_progress(epoch, epochs, history, time.perf_counter() - started)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+        if validation_loss is not None:
+            history["val_loss"].append(validation_loss)
+        try:
+            if progress:
+                _print_progress(epoch, epochs, history, time.perf_counter() - started)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(epoch + 1, history) from None  # the epoch is complete and recorded
     if progress:
         print(file=sys.stderr)
     return history
@@ -152,6 +202,145 @@ def _mini_batch_epoch(network, X, Y, order: np.ndarray, batch: int, grads, lr, l
         )
         _apply_update(backend, network._params, grads, lr, l1, l2)
     return total
+
+
+def _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, lr, l1, l2) -> Callable[[int], tuple]:
+    """``run_epoch(epoch) -> (summed loss, m)`` on checked host arrays X (n, m), Y (outputs, m),
+    moved to the backend once."""
+    backend = network.backend
+    m = X.shape[1]
+    batch = m if batch_size is None else min(int(batch_size), m)
+    X_device, Y_device = backend.asarray(X, network.dtype), backend.asarray(Y, network.dtype)
+    grads = network._gradient_buffers()
+
+    def run_epoch(epoch: int) -> tuple:
+        if batch == m:
+            return full_batch_step(network, X_device, Y_device, grads, lr, l1, l2), m
+        order = epoch_order(seed, epoch, m) if shuffle else np.arange(m)
+        return _mini_batch_epoch(network, X_device, Y_device, order, batch, grads, lr, l1, l2), m
+
+    return run_epoch
+
+
+def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, lr, l1, l2) -> Callable[[int], tuple]:
+    """``run_epoch(epoch) -> (summed loss, m)`` reading ``source`` chunk by chunk.
+
+    Full batch: each chunk's gradient, scaled by 1/m, is added up over the chunks, then one update;
+    this equals the in-memory step. Mini-batch: chunks in a seeded order, columns shuffled within
+    each chunk, consecutive batches of that order (see ``nnaccel.data.sources.epoch_column_order``).
+    """
+    columns = default_chunk_columns(network.architecture, network.dtype)
+    grads = network._gradient_buffers()
+    chunk_grads = network._gradient_buffers()
+
+    def run_epoch(epoch: int) -> tuple:
+        if batch_size is None or (source.m is not None and batch_size >= source.m):
+            return _streamed_full_batch_epoch(network, source, columns, grads, chunk_grads, lr, l1, l2)
+        order = None
+        if shuffle and source.random_access:
+            order = chunk_order(seed, epoch, len(source.boundaries(columns)) - 1)
+        chunks = host_chunks(source, network.architecture, network.dtype, columns=columns, order=order)
+        blocks = batch_blocks(chunks, int(batch_size), seed=seed, epoch=epoch, shuffle=shuffle)
+        return _streamed_mini_batch_epoch(network, blocks, grads, lr, l1, l2)
+
+    return run_epoch
+
+
+def _streamed_full_batch_epoch(network, source: DataSource, columns: int, grads, chunk_grads, lr, l1, l2) -> tuple:
+    total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
+    _apply_update(network.backend, network._params, grads, lr, l1, l2)
+    return total, seen
+
+
+def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: list, columns: int | None = None) -> tuple:
+    """The mean-loss gradients over every column of ``source``, read chunk by chunk, into ``grads``
+    (backend arrays shaped like the parameters; ``chunk_grads`` the same, for each chunk's part).
+    Returns (summed loss as a backend scalar, m). Equals the in-memory gradients up to rounding."""
+    backend, architecture = network.backend, network.architecture
+    columns = columns or default_chunk_columns(architecture, network.dtype)
+    m = source.m
+    scale = 1.0 / m if m else 1.0  # m unknown (a chunk iterable's first pass): rescaled at the end
+    total, seen = 0.0, 0
+    with contextlib.closing(prefetch(host_chunks(source, architecture, network.dtype, columns=columns))) as chunks:
+        for X, Y in device_chunks(backend, ((X, Y) for _, X, Y in chunks), network.dtype):
+            width = X.shape[1]
+            target = grads if seen == 0 else chunk_grads
+            workspace = network._workspace(width)
+            total = total + backend.loss_and_gradients(architecture, network._params, X, Y, workspace, target, scale)
+            if seen:
+                for (dW, db), (dW_chunk, db_chunk) in zip(grads, chunk_grads):
+                    dW += dW_chunk  # dW = (1/m) sum over chunks of dA H_prev^T
+                    db += db_chunk
+            seen += width
+    if not m:
+        for dW, db in grads:
+            dW *= 1.0 / seen
+            db *= 1.0 / seen
+    return total, seen
+
+
+def _streamed_mini_batch_epoch(network, blocks, grads, lr, l1, l2) -> tuple:
+    """Blocks (X (count, n, batch), Y (count, outputs, batch)) of whole batches: one update per batch."""
+    backend, architecture = network.backend, network.architecture
+    total, seen = 0.0, 0
+    with contextlib.closing(prefetch(blocks)) as host_blocks:
+        for X_block, Y_block in device_chunks(backend, host_blocks, network.dtype):
+            for index in range(X_block.shape[0]):
+                X_batch, Y_batch = X_block[index], Y_block[index]  # contiguous (n, batch) and (outputs, batch)
+                size = X_batch.shape[1]
+                workspace = network._workspace(size)
+                total = total + backend.loss_and_gradients(
+                    architecture, network._params, X_batch, Y_batch, workspace, grads, 1.0 / size
+                )
+                _apply_update(backend, network._params, grads, lr, l1, l2)
+                seen += size
+    return total, seen
+
+
+def source_gradients(network, source: DataSource) -> tuple:
+    """(mean loss, [(dW, db)] as NumPy arrays) over a source, read chunk by chunk."""
+    check_source(source, network.architecture)
+    backend = network.backend
+    grads = network._gradient_buffers()
+    total, m = accumulate_gradients(network, source, grads, network._gradient_buffers())
+    return backend.to_float(total) / m, [(backend.to_numpy(dW), backend.to_numpy(db)) for dW, db in grads]
+
+
+def streamed_mean_loss(network, source: DataSource) -> float:
+    """The mean loss of ``network`` over a source, read chunk by chunk."""
+    backend, architecture = network.backend, network.architecture
+    columns = default_chunk_columns(architecture, network.dtype)
+    total, seen = 0.0, 0
+    with contextlib.closing(prefetch(host_chunks(source, architecture, network.dtype, columns=columns))) as chunks:
+        for X, Y in device_chunks(backend, ((X, Y) for _, X, Y in chunks), network.dtype):
+            total = total + backend.loss_sum(architecture, network._params, X, Y, network._workspace(X.shape[1]))
+            seen += X.shape[1]
+    return backend.to_float(total) / seen
+
+
+def _checked_validation(validation, architecture, passes: int):
+    """``validation`` as checked host arrays (X (n, m), Y (outputs, m)) or a checked source."""
+    if isinstance(validation, DataSource):
+        source = validation
+    else:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (X_validation, Y_validation) or a data source")
+        source = as_source(validation[0], validation[1])
+    if source is not None:
+        check_source(source, architecture, passes, "validation")
+        return source
+    X_validation = check_X(validation[0], architecture, "validation X")
+    Y_validation = check_Y(validation[1], architecture, X_validation.shape[1], "validation Y")
+    return X_validation, Y_validation
+
+
+def _validation_measure(network, validation) -> Callable[[], float]:
+    if isinstance(validation, DataSource):
+        return lambda: streamed_mean_loss(network, validation)
+    backend = network.backend
+    X_validation = backend.asarray(validation[0], network.dtype)
+    Y_validation = backend.asarray(validation[1], network.dtype)
+    return lambda: network._mean_loss(X_validation, Y_validation)
 
 
 def _print_progress(epoch: int, epochs: int, history: dict, elapsed: float) -> None:

@@ -15,14 +15,16 @@ DTYPE_VARIABLE = "NNACCEL_DTYPE"
 
 def resolve_dtype(dtype=None) -> np.dtype:
     """``dtype`` if given, else ``NNACCEL_DTYPE``, else float32."""
+    source = ""
     if dtype is None:
         dtype = os.environ.get(DTYPE_VARIABLE) or "float32"
+        source = f" (from {DTYPE_VARIABLE})"
     try:
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
     if resolved is None or resolved.name not in DTYPES:
-        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+        raise ValueError(f"unsupported dtype {dtype!r}{source}; expected one of {', '.join(DTYPES)}")
     return resolved
 
 

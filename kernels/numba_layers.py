@@ -1,0 +1,334 @@
+"""Numba CPU kernels for the layer-by-layer pass: each elementwise step of a layer in one pass.
+
+The matmuls stay on BLAS (``np.matmul(..., out=)``); everything between them is one parallel pass
+over the (p, m) array that the matmul just wrote:
+
+* ``bias_activation``: A = W H + b and H = act(A) (the bias broadcast and the activation);
+* ``activation_backward``: dA = dH * act'(A), act' written from H, into H's buffer, and the row
+  sums of dA (the previous layer's db) on the way;
+* ``output_loss_gradient``: the output activation, the loss (reduced on the way) and dA = H - Y;
+* ``row_sums`` and ``update`` (W -= lr (dW + l1 sign(W) + l2 W) in one pass).
+
+The scalar math comes from ``kernels/activations.py``, compiled here with ``numba.njit``. The
+``fast`` flag (set for float32 data) selects the library-free tanh, sigmoid and cross-entropy,
+which LLVM vectorises; float64 uses the exact libm functions.
+
+Work is split into tiles of one row and ``COLUMNS`` columns, so a tile's sums, and hence every
+result, are the same whatever the number of threads. Reductions write one partial per tile,
+summed in order after the parallel loop (never a shared accumulator inside ``prange``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import activations as act
+
+# error_model="numpy": division gives inf/nan instead of a Python-style ZeroDivisionError check,
+# which would stop LLVM from vectorising any loop with a division in it.
+OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
+# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes);
+# only reductions get it, never the activation math.
+SUM_OPTIONS = dict(OPTIONS, fastmath={"reassoc", "contract", "nsz"})
+COLUMNS = 8192  # columns per tile of an elementwise kernel
+
+
+def _jit(function):
+    return numba.njit(**OPTIONS)(function)
+
+
+sigmoid = _jit(act.sigmoid)
+sigmoid_derivative = _jit(act.sigmoid_derivative)
+tanh = _jit(act.tanh)
+tanh_derivative = _jit(act.tanh_derivative)
+relu = _jit(act.relu)
+relu_derivative = _jit(act.relu_derivative)
+leaky_relu = _jit(act.leaky_relu)
+leaky_relu_derivative = _jit(act.leaky_relu_derivative)
+elu = _jit(act.elu)
+elu_derivative = _jit(act.elu_derivative)
+selu = _jit(act.selu)
+selu_derivative = _jit(act.selu_derivative)
+identity = _jit(act.identity)
+identity_derivative = _jit(act.identity_derivative)
+tanh_rational = _jit(act.tanh_rational)
+exp_negative = _jit(act.exp_negative)
+log1p_unit = _jit(act.log1p_unit)
+sigmoid_cross_entropy = _jit(act.sigmoid_cross_entropy)
+half_squared_error = _jit(act.half_squared_error)
+softmax_probability = _jit(act.softmax_probability)
+softmax_cross_entropy = _jit(act.softmax_cross_entropy)
+
+SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, IDENTITY = (
+    act.SIGMOID,
+    act.TANH,
+    act.RELU,
+    act.LEAKY_RELU,
+    act.ELU,
+    act.SELU,
+    act.IDENTITY,
+)
+OUTPUT_SIGMOID, OUTPUT_IDENTITY, OUTPUT_SOFTMAX = act.OUTPUT_SIGMOID, act.OUTPUT_IDENTITY, act.OUTPUT_SOFTMAX
+HALF = act.HALF  # a float32 constant: keeps the float32 sigmoid in float32
+
+
+# ----- one row segment at a time: the branch on the activation sits outside each inner loop ----------
+@numba.njit(**OPTIONS)
+def activate_row(row, start, stop, bias, code, fast):
+    """In place: row[start:stop] = act(row[start:stop] + bias); row is a 1-D view."""
+    if code == TANH:
+        if fast:
+            for j in range(start, stop):
+                row[j] = tanh_rational(row[j] + bias)
+        else:
+            for j in range(start, stop):
+                row[j] = tanh(row[j] + bias)
+    elif code == SIGMOID:
+        if fast:
+            for j in range(start, stop):
+                row[j] = HALF + HALF * tanh_rational(HALF * (row[j] + bias))  # (1 + tanh(a/2)) / 2
+        else:
+            for j in range(start, stop):
+                row[j] = sigmoid(row[j] + bias)
+    elif code == RELU:
+        for j in range(start, stop):
+            row[j] = relu(row[j] + bias)
+    elif code == LEAKY_RELU:
+        for j in range(start, stop):
+            row[j] = leaky_relu(row[j] + bias)
+    elif code == ELU:
+        for j in range(start, stop):
+            row[j] = elu(row[j] + bias)
+    elif code == SELU:
+        for j in range(start, stop):
+            row[j] = selu(row[j] + bias)
+    else:
+        for j in range(start, stop):
+            row[j] = identity(row[j] + bias)
+
+
+@numba.njit(**SUM_OPTIONS)
+def derivative_row(dH, H, start, stop, code):
+    """In place over H[start:stop]: H becomes dA = dH * act'(A), act' written from H; returns the
+    sum of those dA entries (float64). dH and H are 1-D views."""
+    total = 0.0
+    if code == TANH:
+        for j in range(start, stop):
+            H[j] = dH[j] * tanh_derivative(H[j])
+            total += H[j]
+    elif code == SIGMOID:
+        for j in range(start, stop):
+            H[j] = dH[j] * sigmoid_derivative(H[j])
+            total += H[j]
+    elif code == RELU:
+        for j in range(start, stop):
+            H[j] = dH[j] * relu_derivative(H[j])
+            total += H[j]
+    elif code == LEAKY_RELU:
+        for j in range(start, stop):
+            H[j] = dH[j] * leaky_relu_derivative(H[j])
+            total += H[j]
+    elif code == ELU:
+        for j in range(start, stop):
+            H[j] = dH[j] * elu_derivative(H[j])
+            total += H[j]
+    elif code == SELU:
+        for j in range(start, stop):
+            H[j] = dH[j] * selu_derivative(H[j])
+            total += H[j]
+    else:
+        for j in range(start, stop):
+            H[j] = dH[j] * identity_derivative(H[j])
+            total += H[j]
+    return total
+
+
+@numba.njit(**SUM_OPTIONS)
+def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
+    """A sigmoid or identity output row: A[a_row, a_col:a_col+width] holds W H without the bias and
+    becomes dA = H - Y, with H = out(A + bias) and Y[y_row, y_col:y_col+width]; returns the loss sum."""
+    loss = 0.0
+    row = A[a_row, a_col : a_col + width]  # 1-D views: contiguous vector loads (no wraparound checks)
+    labels = Y[y_row, y_col : y_col + width]
+    if code == OUTPUT_SIGMOID:
+        if fast:
+            for j in range(width):
+                a = row[j] + bias
+                y = labels[j]
+                # BCE from a: max(a, 0) - a y + log(1 + e^-|a|), the last term in double precision
+                loss += max(a, 0.0) - a * y + log1p_unit(exp_negative(abs(a)))
+                row[j] = (HALF + HALF * tanh_rational(HALF * a)) - y  # dA = sigmoid(a) - y
+        else:
+            for j in range(width):
+                a = row[j] + bias
+                y = labels[j]
+                loss += sigmoid_cross_entropy(a, y)
+                row[j] = sigmoid(a) - y
+    else:
+        for j in range(width):
+            h = row[j] + bias
+            y = labels[j]
+            loss += half_squared_error(h, y)
+            row[j] = h - y
+    return loss
+
+
+@numba.njit(**OPTIONS)
+def _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser):
+    """shift[j] = max over classes of a = A + bias; normaliser[j] = log(sum(e^(a - shift))) for the
+    columns a_col:a_col+width of rows a_row:a_row+classes (float64 scratch vectors)."""
+    for j in range(width):
+        shift[j] = A[a_row, a_col + j] + bias[bias_index]
+    for i in range(1, classes):
+        for j in range(width):
+            shift[j] = max(shift[j], A[a_row + i, a_col + j] + bias[bias_index + i])
+    for j in range(width):
+        normaliser[j] = 0.0
+    for i in range(classes):
+        for j in range(width):
+            if fast:
+                normaliser[j] += exp_negative(shift[j] - (A[a_row + i, a_col + j] + bias[bias_index + i]))
+            else:
+                normaliser[j] += math.exp((A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j])
+    for j in range(width):
+        normaliser[j] = math.log(normaliser[j])
+
+
+@numba.njit(**SUM_OPTIONS)
+def softmax_block(A, a_row, a_col, bias, bias_index, Y, y_col, classes, width, fast, shift, normaliser):
+    """Softmax output: A[a_row:a_row+classes, a_col:a_col+width] holds W H without the bias (bias[
+    bias_index:bias_index+classes]) and becomes dA = H - Y, Y[:, y_col:y_col+width]; returns the
+    cross-entropy sum. ``shift`` and ``normaliser`` are float64 scratch vectors of >= width entries."""
+    _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser)
+    loss = 0.0
+    for i in range(classes):
+        for j in range(width):
+            shifted = (A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j]  # a - max a
+            y = Y[i, y_col + j]
+            loss += softmax_cross_entropy(shifted, normaliser[j], y)
+            if fast:
+                h = exp_negative(normaliser[j] - shifted)
+            else:
+                h = softmax_probability(shifted, normaliser[j])
+            A[a_row + i, a_col + j] = h - y
+    return loss
+
+
+@numba.njit(**OPTIONS)
+def softmax_forward_block(A, a_row, a_col, bias, bias_index, classes, width, shift, normaliser):
+    """Softmax in place: A[a_row:a_row+classes, a_col:a_col+width] (W H without the bias) becomes H."""
+    _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, False, shift, normaliser)
+    for i in range(classes):
+        for j in range(width):
+            shifted = (A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j]
+            A[a_row + i, a_col + j] = softmax_probability(shifted, normaliser[j])
+
+
+# ----- whole-array kernels over (row, column tile) tasks ----------------------------------------------
+@numba.njit(**OPTIONS)
+def _tiles(m):
+    return (m + COLUMNS - 1) // COLUMNS
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def bias_activation(A, b, code, fast):
+    """In place: A (p, m) becomes H = act(A + b), b (p, 1)."""
+    p, m = A.shape
+    tiles = _tiles(m)
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        activate_row(A[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), b[i, 0], code, fast)
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def activation_backward(dH, H, code, sums):
+    """In place: H (p, m) becomes dA = dH * act'(A), act' written from H; dH is (p, m). sums (p,)
+    float64 gets the row sums of dA (the layer's db before scaling)."""
+    p, m = dH.shape
+    tiles = _tiles(m)
+    partial = np.empty(p * tiles)
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        partial[task] = derivative_row(dH[i], H[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), code)
+    for i in range(p):
+        sums[i] = np.sum(partial[i * tiles : (i + 1) * tiles])
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def output_loss_gradient(A, b, Y, code, fast):
+    """In place: A (p, m) (W H without the bias) becomes dA = H - Y, H = out(A + b); returns the
+    summed loss (float64). Y is (p, m); b is (p, 1)."""
+    p, m = A.shape
+    tiles = _tiles(m)
+    if code == OUTPUT_SOFTMAX:
+        bias = b.reshape(-1)
+        partial = np.empty(tiles)
+        for tile in prange(tiles):
+            start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
+            shift = np.empty(stop - start)
+            normaliser = np.empty(stop - start)
+            partial[tile] = softmax_block(A, 0, start, bias, 0, Y, start, p, stop - start, fast, shift, normaliser)
+        return np.sum(partial)
+    partial = np.empty(p * tiles)
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
+        partial[task] = output_row(A, i, start, b[i, 0], Y, i, start, stop - start, code, fast)
+    return np.sum(partial)
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def output_activation(A, b, code, fast):
+    """In place: A (p, m) (W H without the bias) becomes H = out(A + b)."""
+    p, m = A.shape
+    tiles = _tiles(m)
+    if code == OUTPUT_SOFTMAX:
+        bias = b.reshape(-1)
+        for tile in prange(tiles):
+            start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
+            shift = np.empty(stop - start)
+            normaliser = np.empty(stop - start)
+            softmax_forward_block(A, 0, start, bias, 0, p, stop - start, shift, normaliser)
+        return
+    hidden_code = SIGMOID if code == OUTPUT_SIGMOID else IDENTITY
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        activate_row(A[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), b[i, 0], hidden_code, fast)
+
+
+@numba.njit(**SUM_OPTIONS)
+def _row_segment_sum(row, start, stop):
+    total = 0.0
+    for j in range(start, stop):
+        total += row[j]
+    return total
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def row_sums(dA, out):
+    """out (p, 1) = the sums of dA (p, m) over its columns (float64 accumulation)."""
+    p, m = dA.shape
+    tiles = _tiles(m)
+    partial = np.empty(p * tiles)
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        partial[task] = _row_segment_sum(dA[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS))
+    for i in range(p):
+        out[i, 0] = np.sum(partial[i * tiles : (i + 1) * tiles])
+
+
+@numba.njit(**OPTIONS)
+def update(W, dW, lr, l1, l2):
+    """In place, one pass: W -= lr (dW + l1 sign(W) + l2 W); W and dW have the same shape."""
+    flat_W = W.reshape(-1)
+    flat_dW = dW.reshape(-1)
+    for index in range(flat_W.size):
+        w = flat_W[index]
+        step = flat_dW[index] + l2 * w
+        if l1 != 0.0:
+            step += l1 * np.sign(w)
+        flat_W[index] = w - lr * step

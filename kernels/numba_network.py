@@ -1,0 +1,229 @@
+"""The fully fused pass for small networks: one parallel Numba kernel for the whole network.
+
+For a network whose layers are all narrow (a few dozen units), the layer-by-layer pass spends its
+time streaming (p, m) arrays through memory, not computing. ``network_pass`` instead reads each
+block of ``block`` examples once and, for that block, runs the forward pass, the loss and the
+backward pass through every layer, keeping the activations in a small (units, block) buffer that
+stays in cache. Nothing of size m is allocated.
+
+Layout. The parameters are packed into one flat vector ``theta``: layer l's W (p_l, p_{l-1}),
+row-major, starts at ``weight_offsets[l]``, its b at ``bias_offsets[l]`` (see ``pack_layout``).
+``sizes`` holds (n, p_1, ..., p_L) and ``codes`` the hidden activation codes followed by the output
+code (``kernels/activations.py``). Inside a block every inner loop runs over the block's examples
+with unit stride, so LLVM vectorises across examples.
+
+Reproducibility. The m examples are split into ``tasks`` chunks whose size depends on m and the
+block size only, never on the number of threads. Each task sums its gradients in its own local
+buffer, writes them to its own row of ``partial_gradients`` and its loss to ``partial_losses``;
+the caller sums those rows in order after the parallel loop. So the results are the same from run
+to run and for any ``NUMBA_NUM_THREADS``.
+
+Precision. Products are summed over a block in the data's dtype, the blocks and tasks in float64.
+For float32 data (``fast``) tanh, sigmoid and the cross-entropy use the library-free functions of
+``kernels/activations.py``; float64 uses the exact ones.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from .numba_layers import (
+    OPTIONS,
+    OUTPUT_SOFTMAX,
+    SIGMOID,
+    IDENTITY,
+    OUTPUT_SIGMOID,
+    SUM_OPTIONS,
+    activate_row,
+    derivative_row,
+    output_row,
+    softmax_block,
+    softmax_forward_block,
+)
+
+MAX_TASKS = 64  # chunks of examples per pass: enough to balance the threads, few partial rows to sum
+
+FORWARD, LOSS, GRADIENTS = 0, 1, 2  # what network_pass computes
+
+
+def pack_layout(layers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(sizes, weight_offsets, bias_offsets, row_offsets, parameter count) for layer sizes
+    (n, p_1, ..., p_L); row_offsets[l] is layer l's first row in the block's activation buffer."""
+    sizes = np.asarray(layers, dtype=np.int64)
+    depth = len(layers) - 1
+    weight_offsets = np.empty(depth, dtype=np.int64)
+    bias_offsets = np.empty(depth, dtype=np.int64)
+    row_offsets = np.empty(depth + 1, dtype=np.int64)
+    offset, row = 0, 0
+    for index in range(depth):
+        weight_offsets[index] = offset
+        offset += layers[index + 1] * layers[index]
+        bias_offsets[index] = offset
+        offset += layers[index + 1]
+        row_offsets[index] = row
+        row += layers[index + 1]
+    row_offsets[depth] = row  # the total number of rows
+    return sizes, weight_offsets, bias_offsets, row_offsets, offset
+
+
+def task_layout(m: int, block: int) -> tuple[int, int]:
+    """(examples per task, number of tasks): a multiple of ``block``, a function of m alone."""
+    blocks = (m + block - 1) // block
+    per_task = block * ((blocks + MAX_TASKS - 1) // MAX_TASKS)
+    return per_task, (m + per_task - 1) // per_task
+
+
+# Inner loops index 1-D views with the bare loop variable: Numba's negative-index wraparound check
+# on an index such as ``column + j`` would turn each contiguous vector load into a gather.
+@numba.njit(**SUM_OPTIONS)
+def _dot(a, a_row, b, b_row, b_col, width):
+    """sum_j a[a_row, j] b[b_row, b_col + j] over j < width, summed in the arrays' dtype."""
+    x = a[a_row, :width]
+    y = b[b_row, b_col : b_col + width]
+    total = x[0] * y[0]
+    for j in range(1, width):
+        total += x[j] * y[j]
+    return total
+
+
+@numba.njit(**SUM_OPTIONS)
+def _sum(a, a_row, width):
+    x = a[a_row, :width]
+    total = x[0]
+    for j in range(1, width):
+        total += x[j]
+    return total
+
+
+@numba.njit(**SUM_OPTIONS)
+def _linear_row(out, out_row, theta, weight_index, fan_in, source, source_row, source_col, width):
+    """out[out_row, :width] = sum_k W[k] source[source_row + k, source_col:source_col+width], with
+    W[k] = theta[weight_index + k] (one row of W H, the bias not yet added)."""
+    row = out[out_row, :width]
+    w = theta[weight_index]
+    x = source[source_row, source_col : source_col + width]
+    for j in range(width):
+        row[j] = w * x[j]
+    for k in range(1, fan_in):
+        w = theta[weight_index + k]
+        x = source[source_row + k, source_col : source_col + width]
+        for j in range(width):
+            row[j] += w * x[j]
+
+
+@numba.njit(**OPTIONS)
+def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
+    """Rows of H (units, block) become every layer's output for columns start:start+width of X;
+    the output layer's rows hold W H without the bias (the output step adds it)."""
+    depth = sizes.size - 1
+    for layer in range(depth):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        for i in range(fan_out):
+            row = row_offsets[layer] + i
+            weight_index = weight_offsets[layer] + i * fan_in
+            if layer == 0:
+                _linear_row(H, row, theta, weight_index, fan_in, X, 0, start, width)  # A = W X
+            else:
+                _linear_row(H, row, theta, weight_index, fan_in, H, row_offsets[layer - 1], 0, width)  # A = W H
+            if layer < depth - 1:
+                activate_row(H[row], 0, width, theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def network_pass(
+    X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, mode, block, out, partial_gradients, partial_losses
+):
+    """One pass of the whole network over X (n, m) and Y (outputs, m), both C-contiguous.
+
+    mode FORWARD: out (outputs, m) gets the network's output H_L (Y and the partials unused).
+    mode LOSS: partial_losses (tasks,) gets each task's summed loss.
+    mode GRADIENTS: also partial_gradients (tasks, parameters) float64 gets each task's summed
+    gradients (dW, db of the summed loss), laid out like theta.
+    """
+    m = X.shape[1]
+    depth = sizes.size - 1
+    outputs = sizes[depth]
+    output_row_offset = row_offsets[depth - 1]
+    output_code = codes[depth - 1]
+    output_bias = bias_offsets[depth - 1]
+    per_task = block * ((((m + block - 1) // block) + MAX_TASKS - 1) // MAX_TASKS)
+    tasks = (m + per_task - 1) // per_task
+    for task in prange(tasks):
+        H = np.empty((row_offsets[depth], block), dtype=X.dtype)
+        dH = np.empty(block, dtype=X.dtype)
+        shift = np.empty(block)
+        normaliser = np.empty(block)
+        gradients = np.zeros(theta.size)
+        loss = 0.0
+        for start in range(task * per_task, min(m, (task + 1) * per_task), block):
+            width = min(block, m - start)
+            _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+            if mode == FORWARD:
+                if output_code == OUTPUT_SOFTMAX:
+                    softmax_forward_block(H, output_row_offset, 0, theta, output_bias, outputs, width, shift, normaliser)
+                for i in range(outputs):
+                    row = output_row_offset + i
+                    if output_code != OUTPUT_SOFTMAX:
+                        hidden_code = SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY
+                        activate_row(H[row], 0, width, theta[output_bias + i], hidden_code, fast)
+                    for j in range(width):
+                        out[i, start + j] = H[row, j]
+                continue
+            # output layer: loss, and H_L rows become dA_L = H_L - Y
+            if output_code == OUTPUT_SOFTMAX:
+                loss += softmax_block(H, output_row_offset, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
+            else:
+                for i in range(outputs):
+                    loss += output_row(
+                        H, output_row_offset + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast
+                    )
+            if mode == LOSS:
+                continue
+            # backward: each layer's dA overwrites its H rows (H_L's rows already hold dA_L)
+            for layer in range(depth - 1, -1, -1):
+                fan_in, fan_out = sizes[layer], sizes[layer + 1]
+                dA_row = row_offsets[layer]
+                for i in range(fan_out):
+                    weight_index = weight_offsets[layer] + i * fan_in
+                    gradients[bias_offsets[layer] + i] += _sum(H, dA_row + i, width)  # db = sum(dA)
+                    for k in range(fan_in):
+                        if layer == 0:
+                            gradients[weight_index + k] += _dot(H, dA_row + i, X, k, start, width)  # dW = dA X^T
+                        else:
+                            gradients[weight_index + k] += _dot(
+                                H, dA_row + i, H, row_offsets[layer - 1] + k, 0, width
+                            )  # dW = dA H_prev^T
+                if layer == 0:
+                    break
+                for k in range(fan_in):
+                    # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
+                    w = theta[weight_offsets[layer] + k]
+                    for j in range(width):
+                        dH[j] = w * H[dA_row, j]
+                    for i in range(1, fan_out):
+                        w = theta[weight_offsets[layer] + i * fan_in + k]
+                        for j in range(width):
+                            dH[j] += w * H[dA_row + i, j]
+                    derivative_row(dH, H[row_offsets[layer - 1] + k], 0, width, codes[layer - 1])
+        partial_losses[task] = loss
+        if mode == GRADIENTS:
+            for index in range(theta.size):
+                partial_gradients[task, index] = gradients[index]
+
+
+@numba.njit(**OPTIONS)
+def sum_partials(partial_gradients, partial_losses, scale, gradients):
+    """gradients (parameters,) = scale * the sum of the rows of partial_gradients, in row order;
+    returns the summed loss. Serial, so the order (and the result) never varies."""
+    tasks, count = partial_gradients.shape
+    for index in range(count):
+        total = 0.0
+        for task in range(tasks):
+            total += partial_gradients[task, index]
+        gradients[index] = scale * total
+    loss = 0.0
+    for task in range(partial_losses.size):
+        loss += partial_losses[task]
+    return loss

@@ -1,0 +1,218 @@
+"""The Numba backend: fused CPU kernels, and one fully fused kernel for small networks.
+
+Two paths, chosen per network by ``uses_fused_pass``:
+
+* every layer at most ``fused_max_width`` units wide (the input too): ``network_pass`` in
+  ``kernels/numba_network.py`` runs forward, loss and backward for the whole network over blocks of
+  examples in one parallel kernel; the step allocates no (p, m) array at all;
+* otherwise the layer-by-layer pass of ``Backend``, with the matmuls on BLAS and every elementwise
+  step fused into one parallel pass (``kernels/numba_layers.py``).
+
+Both honour ``NUMBA_NUM_THREADS`` and give the same results for any thread count and from run to
+run. For float32 data the kernels use library-free tanh, sigmoid and cross-entropy (see
+``kernels/activations.py``), which LLVM vectorises; for float64 the exact functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import activations as scalar
+from ..kernels import numba_layers as layers
+from ..kernels import numba_network as network
+from ..nn.architecture import Architecture
+from .base import Workspace
+from .numpy_backend import NumpyBackend
+
+FUSED_MAX_WIDTH = 64
+BLOCK = 256  # examples per block of the fused pass
+
+
+class NumbaBackend(NumpyBackend):
+    """Numba CPU kernels; ``NumbaBackend(fused_max_width=0)`` forces the layer-by-layer path."""
+
+    name = "numba"
+    activation_backward_into_H = True  # dA overwrites H: the layered pass needs one scratch buffer
+
+    def __init__(self, fused_max_width: int = FUSED_MAX_WIDTH, block: int = BLOCK):
+        self.fused_max_width = int(fused_max_width)
+        self.block = int(block)
+
+    def uses_fused_pass(self, architecture: Architecture) -> bool:
+        """True when every layer of ``architecture`` (input included) is narrow enough to fuse."""
+        return max(architecture.layers) <= self.fused_max_width
+
+    # ----- primitives on fused kernels ---------------------------------------------------------------
+    def bias_activation(self, A, b, activation, scratch):
+        layers.bias_activation(A, b, scalar.activation_code(activation), _fast(A))  # H = act(A + b)
+        return A
+
+    def activation_backward(self, dH, H, activation):
+        sums = np.empty(dH.shape[0])
+        layers.activation_backward(dH, H, scalar.activation_code(activation), sums)  # dA = dH * act'
+        return H
+
+    def output_loss_gradient(self, A, b, Y, output):
+        return layers.output_loss_gradient(A, b, Y, scalar.output_code(output), _fast(A))  # dA = H - Y
+
+    def output_activation(self, A, b, output):
+        layers.output_activation(A, b, scalar.output_code(output), _fast(A))
+        return A
+
+    def row_sums(self, dA, out):
+        layers.row_sums(dA, out)
+        return out
+
+    def update(self, W, dW, lr, l1, l2):
+        layers.update(W, dW, float(lr), float(l1), float(l2))  # W -= lr (dW + l1 sign(W) + l2 W)
+
+    # ----- buffers -----------------------------------------------------------------------------------
+    def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:
+        """Fused path: only the packed parameters and per-task partial sums (nothing of size m).
+        Layered path: the base buffers plus the row sums of the backward pass."""
+        if not self.uses_fused_pass(architecture):
+            workspace = super().workspace(architecture, m, dtype)
+            workspace.extra["sums"] = np.empty(max(architecture.layers[1:]))
+            return workspace
+        sizes, weight_offsets, bias_offsets, row_offsets, count = network.pack_layout(architecture.layers)
+        _, tasks = network.task_layout(m, self.block)
+        codes = [scalar.activation_code(name) for name in architecture.activations]
+        codes.append(scalar.output_code(architecture.output))
+        extra = {
+            "fused": True,
+            "layout": (sizes, weight_offsets, bias_offsets, row_offsets, np.asarray(codes, dtype=np.int64)),
+            "theta": np.empty(count, dtype=dtype),
+            "gradients": np.empty(count),
+            "partial_gradients": np.empty((tasks, count)),
+            "partial_losses": np.empty(tasks),
+            "unused": np.empty((architecture.n_outputs, 1), dtype=dtype),
+        }
+        return Workspace(m=m, H=[], output=None, scratch=[], extra=extra)
+
+    # ----- passes ------------------------------------------------------------------------------------
+    def forward_hidden(self, architecture, params, X, workspace):
+        if workspace.extra.get("fused"):
+            workspace = self._layered_workspace(architecture, workspace, X.dtype)
+        return super().forward_hidden(architecture, params, X, workspace)
+
+    def forward(self, architecture, params, X, workspace):
+        if not workspace.extra.get("fused"):
+            return super().forward(architecture, params, X, workspace)
+        if "output" not in workspace.extra:
+            workspace.extra["output"] = np.empty((architecture.n_outputs, X.shape[1]), dtype=X.dtype)
+        out = workspace.extra["output"]
+        self._fused(architecture, params, X, None, workspace, network.FORWARD, out)
+        return out
+
+    def loss_sum(self, architecture, params, X, Y, workspace):
+        if not workspace.extra.get("fused"):
+            return super().loss_sum(architecture, params, X, Y, workspace)
+        return self._fused(architecture, params, X, Y, workspace, network.LOSS)
+
+    def loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
+        """Backpropagation (see ``Backend.loss_and_gradients``); the fully fused kernel for small
+        networks, else the layered pass with each layer's db summed while dA is formed."""
+        if workspace.extra.get("fused"):
+            extra = workspace.extra
+            self._fused(architecture, params, X, Y, workspace, network.GRADIENTS)
+            # the tasks' partial sums, added in task order: the same result for any thread count
+            loss = network.sum_partials(extra["partial_gradients"], extra["partial_losses"], scale, extra["gradients"])
+            _unpack(extra["gradients"], grads)
+            return np.float64(loss)
+        H = self.forward_hidden(architecture, params, X, workspace)
+        dA = workspace.output
+        loss = self.output_loss_gradient(dA, params[-1][1], Y, architecture.output)  # dA_L = H_L - Y
+        _, db = grads[-1]
+        layers.row_sums(dA, db)  # db_L = sum(dA_L, axis=1)
+        db *= scale
+        sums = workspace.extra["sums"]
+        for index in reversed(range(architecture.depth)):
+            W, _ = params[index]
+            dW, _ = grads[index]
+            np.matmul(dA, H[index].T, out=dW)  # dW = (1/m) dA H_prev^T
+            dW *= scale
+            if index == 0:
+                break
+            dH = workspace.scratch[0][: W.shape[1]]
+            np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
+            code = scalar.activation_code(architecture.activations[index - 1])
+            layers.activation_backward(dH, H[index], code, sums)  # H becomes dA = dH * act'; sums = its row sums
+            _, db = grads[index - 1]
+            np.multiply(sums[: dH.shape[0], None], scale, out=db, casting="unsafe")  # db = (1/m) sum(dA)
+            dA = H[index]
+        return loss
+
+    # ----- helpers -----------------------------------------------------------------------------------
+    def _fused(self, architecture, params, X, Y, workspace, mode, out=None):
+        """Run ``network_pass`` in ``mode``; returns the summed loss (modes LOSS and GRADIENTS)."""
+        extra = workspace.extra
+        if X.shape[1] != workspace.m:
+            raise ValueError(f"the workspace is for m = {workspace.m} columns but X has {X.shape[1]}")
+        theta = extra["theta"]
+        _pack(params, theta)
+        sizes, weight_offsets, bias_offsets, row_offsets, codes = extra["layout"]
+        X = np.ascontiguousarray(X)
+        Y = extra["unused"] if Y is None else np.ascontiguousarray(Y)
+        out = extra["unused"] if out is None else out
+        network.network_pass(
+            X,
+            Y,
+            theta,
+            sizes,
+            weight_offsets,
+            bias_offsets,
+            row_offsets,
+            codes,
+            _fast(X),
+            mode,
+            self.block,
+            out,
+            extra["partial_gradients"],
+            extra["partial_losses"],
+        )
+        return None if mode == network.FORWARD else np.float64(np.sum(extra["partial_losses"]))
+
+    def _layered_workspace(self, architecture, workspace, dtype):
+        if "layered" not in workspace.extra:
+            workspace.extra["layered"] = NumpyBackend.workspace(self, architecture, workspace.m, dtype)
+        return workspace.extra["layered"]
+
+
+def _fast(array) -> bool:
+    """The library-free (vectorisable) transcendental functions are used for float32 data."""
+    return array.dtype == np.float32
+
+
+def _pack(params, theta) -> None:
+    """Copy [(W, b)] into the flat vector theta (layout of ``numba_network.pack_layout``)."""
+    offset = 0
+    for W, b in params:
+        theta[offset : offset + W.size] = W.reshape(-1)
+        offset += W.size
+        theta[offset : offset + b.size] = b.reshape(-1)
+        offset += b.size
+
+
+def _unpack(flat, grads) -> None:
+    """Copy the flat gradient vector into [(dW, db)], casting to their dtype."""
+    offset = 0
+    for dW, db in grads:
+        dW[...] = flat[offset : offset + dW.size].reshape(dW.shape)
+        offset += dW.size
+        db[...] = flat[offset : offset + db.size].reshape(db.shape)
+        offset += db.size
+
+
+def threading_report() -> dict:
+    """Numba's version, threading layer and thread count (runs one tiny cached parallel kernel,
+    since Numba picks its threading layer at the first parallel call)."""
+    import numba
+
+    probe = np.ones((1, 1))
+    layers.row_sums(probe, np.empty((1, 1)))
+    return {
+        "version": numba.__version__,
+        "threading_layer": numba.threading_layer(),
+        "threads": numba.get_num_threads(),
+        "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
+    }

@@ -1,0 +1,189 @@
+"""Peers: the same network, data and update in PyTorch and scikit-learn, for side-by-side timing.
+
+Both start from nnaccel's initial weights for the seed, use float32 and plain gradient descent
+with the same learning rate, so one of their steps leaves the same parameters as one nnaccel step
+(tests/test_bench_peers.py checks that), and their timings compare like for like.
+
+- torch-cpu / torch-cuda: a hand-written step on tensors laid out as nnaccel's (X is (n, m), W is
+  (p_i, p_{i-1})): forward with ``addmm``, the loss (sum over examples / m), gradients from
+  autograd, then W -= lr * dW in place. Data and parameters are on the device before timing.
+- sklearn: ``MLPClassifier`` (``MLPRegressor`` for an identity output) with solver="sgd",
+  momentum=0, alpha=0, batch_size=m and shuffle=False, so one ``partial_fit`` call is exactly one
+  full-batch step. What is timed is that call, including scikit-learn's own input checks and loss
+  bookkeeping, as a user calling it would pay. scikit-learn supports the logistic (sigmoid), tanh,
+  relu and identity activations only, and uses one logistic unit, not a softmax, for two classes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import numpy as np
+
+from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..nn.initialization import initial_params
+from .runners import DTYPE, LEARNING_RATE, Runner, RunnerUnavailable
+from .spec import NetSpec
+
+FIRST_CALL_ROWS = 64
+SKLEARN_ACTIVATIONS = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "identity": "identity"}
+
+
+def torch_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, device: str = "cpu") -> Runner:
+    """PyTorch training step for ``net`` on X (n, m), Y (outputs, m); device "cpu" or "cuda"."""
+    if importlib.util.find_spec("torch") is None:
+        raise RunnerUnavailable("PyTorch is not installed; install it with `pip install 'nnaccel[peers]'`")
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunnerUnavailable(f"this PyTorch ({torch.__version__}) sees no CUDA device")
+    target = torch.device(device)
+    params = [
+        (torch.from_numpy(W).to(target).requires_grad_(), torch.from_numpy(b).to(target).requires_grad_())
+        for W, b in initial_params(net.architecture(), seed, DTYPE)
+    ]
+    flat = [tensor for pair in params for tensor in pair]
+    X_device = torch.from_numpy(np.ascontiguousarray(X, dtype=DTYPE)).to(target)
+    Y_device = torch.from_numpy(np.ascontiguousarray(Y, dtype=DTYPE)).to(target)
+
+    def step():
+        loss = torch_loss(net, params, X_device, Y_device)
+        grads = torch.autograd.grad(loss, flat)
+        with torch.no_grad():
+            for tensor, gradient in zip(flat, grads):
+                tensor.sub_(gradient, alpha=LEARNING_RATE)  # W -= lr * dW
+
+    on_gpu = device == "cuda"
+    return Runner(
+        name=f"torch-{device}",
+        step=step,
+        synchronize=torch.cuda.synchronize if on_gpu else (lambda: None),
+        events="torch" if on_gpu else None,
+        timed="one hand-written PyTorch step: forward, autograd backward, in-place W -= lr dW",
+        threads=None if on_gpu else torch.get_num_threads(),
+        params=lambda: [tensor.detach().cpu().numpy().copy() for tensor in flat],
+        keep=[params, X_device, Y_device],
+    )
+
+
+def torch_loss(net: NetSpec, params: list, X, Y):
+    """The mean loss over the m columns, as nnaccel defines it for each output layer."""
+    import torch
+    import torch.nn.functional as F
+
+    m = X.shape[1]
+    H = X
+    for index, (W, b) in enumerate(params):
+        A = torch.addmm(b, W, H)  # A = W H + b
+        if index < len(params) - 1:
+            H = _torch_activation(A, net.activation)
+    if net.output == "sigmoid":
+        return F.binary_cross_entropy_with_logits(A, Y, reduction="sum") / m
+    if net.output == "softmax":
+        return -(Y * torch.log_softmax(A, dim=0)).sum() / m
+    return 0.5 * torch.sum((A - Y) ** 2) / m
+
+
+def _torch_activation(A, name: str):
+    import torch
+    import torch.nn.functional as F
+
+    if name == "sigmoid":
+        return torch.sigmoid(A)
+    if name == "tanh":
+        return torch.tanh(A)
+    if name == "relu":
+        return torch.relu(A)
+    if name == "leaky_relu":
+        return F.leaky_relu(A, LEAKY_RELU_SLOPE)
+    if name == "elu":
+        return F.elu(A, ELU_ALPHA)
+    if name == "selu":
+        return F.selu(A)
+    return A
+
+
+def sklearn_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Runner:
+    """scikit-learn's MLP, one ``partial_fit`` over all m rows per step, from nnaccel's initial weights."""
+    if importlib.util.find_spec("sklearn") is None:
+        raise RunnerUnavailable("scikit-learn is not installed; install it with `pip install 'nnaccel[bench]'`")
+    model, rows, target, first_call = sklearn_model(net, X, Y, seed)
+    step = lambda: model.partial_fit(rows, target)  # noqa: E731 - the timed call, nothing else
+    with warnings.catch_warnings():
+        # A first call on a few rows creates the weights (replaced below) and the SGD state; it
+        # warns that batch_size=m exceeds those few rows, which is expected.
+        warnings.simplefilter("ignore")
+        model.partial_fit(rows[:FIRST_CALL_ROWS], target[:FIRST_CALL_ROWS], **first_call)
+    set_sklearn_params(model, initial_params(net.architecture(), seed, DTYPE))
+    return Runner(
+        name="sklearn",
+        step=step,
+        timed="one MLP partial_fit call with batch_size=m (one SGD step), including its input checks",
+        threads=_blas_threads(),
+        params=lambda: sklearn_params(model),
+        keep=[model, rows, target],
+    )
+
+
+def sklearn_model(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0):
+    """(model, X as rows (m, n), target, first partial_fit keywords) for ``net``."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    if net.activation not in SKLEARN_ACTIVATIONS:
+        raise RunnerUnavailable(
+            f"scikit-learn's MLP has no {net.activation!r} activation (it has logistic, tanh, relu, identity)"
+        )
+    if net.output == "softmax" and net.layers[-1] == 2:
+        raise RunnerUnavailable("scikit-learn uses one logistic unit, not a 2-unit softmax, for two classes")
+    m = X.shape[1]
+    settings = dict(
+        hidden_layer_sizes=tuple(net.layers[1:-1]),
+        activation=SKLEARN_ACTIVATIONS[net.activation],
+        solver="sgd",
+        learning_rate="constant",
+        learning_rate_init=LEARNING_RATE,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=m,
+        shuffle=False,
+        random_state=seed,
+    )
+    rows = np.ascontiguousarray(X.T, dtype=DTYPE)
+    first_call = {}
+    if net.output == "identity":
+        model = MLPRegressor(**settings)
+        target = Y[0].copy() if net.layers[-1] == 1 else np.ascontiguousarray(Y.T)
+    else:
+        model = MLPClassifier(**settings)
+        if net.output == "softmax":
+            target = np.argmax(Y, axis=0)
+            first_call["classes"] = np.arange(net.layers[-1])
+        elif net.layers[-1] == 1:
+            target = Y[0].astype(np.int64)
+            first_call["classes"] = np.array([0, 1])
+        else:  # several sigmoid outputs: multilabel
+            target = np.ascontiguousarray(Y.T.astype(np.int64))
+            first_call["classes"] = np.arange(net.layers[-1])
+    return model, rows, target, first_call
+
+
+def set_sklearn_params(model, params) -> None:
+    """Copy nnaccel params [(W (p_i, p_{i-1}), b (p_i, 1))] into a fitted scikit-learn MLP."""
+    model.coefs_ = [np.ascontiguousarray(W.T, dtype=DTYPE) for W, _ in params]
+    model.intercepts_ = [b.reshape(-1).astype(DTYPE) for _, b in params]
+
+
+def sklearn_params(model) -> list[np.ndarray]:
+    """A scikit-learn MLP's parameters in nnaccel's layout: [W1, b1, ...], W (p_i, p_{i-1}), b (p_i, 1)."""
+    params = []
+    for coefficients, intercepts in zip(model.coefs_, model.intercepts_):
+        params += [coefficients.T.copy(), intercepts.reshape(-1, 1).copy()]
+    return params
+
+
+def _blas_threads() -> int | None:
+    from .runners import blas_threads
+
+    return blas_threads()

@@ -1,0 +1,127 @@
+"""A runner turns (network, data) into a ``step()`` the timer calls: one full training step each.
+
+For an nnaccel backend the step is ``full_batch_step`` (forward + backward + update) on data that
+is already on the backend's device; peers (peers.py) do the same work in other libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..backends import BACKEND_NAMES
+from .spec import NetSpec, device_of
+
+LEARNING_RATE = 0.01  # small enough that no benchmarked network diverges over many timed steps
+DTYPE = np.float32
+
+
+class RunnerUnavailable(RuntimeError):
+    """This runner cannot run here (library missing, no GPU, unsupported activation); says why."""
+
+
+@dataclass
+class Runner:
+    """What the worker times: ``step()`` runs one training step; ``synchronize()`` waits for it."""
+
+    name: str
+    step: Callable[[], object]
+    synchronize: Callable[[], None] = lambda: None
+    events: str | None = None  # "cupy" or "torch": time with that library's CUDA events
+    timed: str = "one full-batch training step: forward + backward + update, data on the device"
+    threads: int | None = None
+    # The parameters now, as NumPy arrays in nnaccel's layout [W1, b1, W2, b2, ...], W (p_i,
+    # p_{i-1}), b (p_i, 1): lets tests check that a runner trains what the others train.
+    params: Callable[[], list[np.ndarray]] = lambda: []
+    # Keeps the arrays alive as long as the runner (the step closes over them too).
+    keep: list = field(default_factory=list)
+
+    @property
+    def device(self) -> str:
+        return device_of(self.name)
+
+
+def make_data(net: NetSpec, m: int, seed: int = 0, rows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's data, the same for every runner: X (n, m) uniform in [-1, 1) and Y
+    (outputs, m) labels that suit the output layer, float32, from ``seed``.
+
+    With ``rows=True`` X holds the same values but is the transposed view of a C-ordered (m, n)
+    array, the layout scikit-learn takes, so no runner needs a second copy of the data.
+    """
+    rng = np.random.default_rng(seed)
+    n, outputs = net.layers[0], net.layers[-1]
+    X = np.empty((m, n), dtype=DTYPE).T if rows else np.empty((n, m), dtype=DTYPE)
+    for feature in range(n):  # one draw per feature, so both layouts get the same values
+        X[feature] = rng.random(m, dtype=DTYPE)
+    X *= 2
+    X -= 1
+    if net.output == "softmax":
+        Y = np.zeros((outputs, m), dtype=DTYPE)
+        Y[rng.integers(0, outputs, m), np.arange(m)] = 1  # one-hot columns
+    elif net.output == "sigmoid":
+        Y = (rng.random((outputs, m), dtype=DTYPE) < 0.5).astype(DTYPE)
+    else:
+        Y = rng.standard_normal((outputs, m), dtype=DTYPE)
+    return X, Y
+
+
+def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Runner:
+    """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m)."""
+    if name in BACKEND_NAMES:
+        return backend_runner(name, net, X, Y, seed)
+    from . import peers
+
+    if name == "torch-cpu":
+        return peers.torch_runner(net, X, Y, seed, device="cpu")
+    if name == "torch-cuda":
+        return peers.torch_runner(net, X, Y, seed, device="cuda")
+    if name == "sklearn":
+        return peers.sklearn_runner(net, X, Y, seed)
+    raise ValueError(f"unknown runner {name!r}")
+
+
+def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Runner:
+    """An nnaccel backend's training step. Raises BackendUnavailable if the backend cannot run."""
+    from ..nn.network import Network
+    from ..nn.training import full_batch_step
+
+    network = Network(list(net.layers), net.activation, net.output, seed=seed, backend=name, dtype=DTYPE)
+    backend = network.backend
+    X_device = backend.asarray(X, network.dtype)
+    Y_device = backend.asarray(Y, network.dtype)
+    grads = network._gradient_buffers()
+
+    def step():
+        return full_batch_step(network, X_device, Y_device, grads, LEARNING_RATE)
+
+    return Runner(
+        name=name,
+        step=step,
+        synchronize=backend.synchronize,
+        events="cupy" if name == "cupy" else None,
+        threads=_backend_threads(name),
+        params=lambda: [array for pair in network.get_params() for array in pair],
+        keep=[network, X_device, Y_device, grads],
+    )
+
+
+def _backend_threads(name: str) -> int | None:
+    if name == "numba":
+        import numba
+
+        return int(numba.get_num_threads())
+    if name == "numpy":
+        return blas_threads()
+    return None
+
+
+def blas_threads() -> int | None:
+    """Threads of NumPy's BLAS (threadpoolctl), or None when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else None

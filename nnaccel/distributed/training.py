@@ -1,0 +1,286 @@
+"""Data-parallel full-batch gradient descent on a Dask cluster.
+
+X and Y are chunked along m and persisted on the workers (as arrays of each worker's backend: a
+CuPy array on a GPU worker) for the whole run. Each step is one graph and one ``compute``: the
+parameters go to the workers as one small task, every chunk's gradient sum is computed where the
+chunk lives, a binary tree of additions reduces them, and the client applies one update. The
+reduction order is fixed by the graph, not by which worker ran what, so a run gives the same
+numbers whatever the cluster does, including recomputing the chunks of a worker that died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import uuid
+from typing import Callable
+
+import numpy as np
+
+from ..backends import check_name
+from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
+from ..nn.training import _apply_update, check_hyperparameters, run_epochs
+from ..nn.validation import check_X, check_Y
+from . import worker
+from .arrays import from_npy
+from .cluster import CONNECT_TIMEOUT, connect
+
+# Columns per chunk for arrays nnaccel chunks itself: at most this many bytes of step buffers.
+CHUNK_BYTES = 256 << 20
+# Inputs per node of the reduction tree: one level up to 8 chunks, two up to 64, ...
+TREE_FAN_IN = 8
+
+
+def fit(
+    network,
+    X,
+    Y,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    validation=None,
+    progress: bool = False,
+    scheduler=None,
+    worker_backend: str = "auto",
+    chunk_size: int | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+    workers: int | None = None,
+    seed: int = 0,
+    shuffle: bool = True,
+    start_epoch: int = 0,
+    history: dict | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train ``network`` in place by full-batch gradient descent on a Dask cluster; returns the
+    history dict, as ``Network.fit`` does (same loss history as in one process).
+
+    X (n, m), Y (outputs, m): Dask arrays (their chunks along m are the unit of work), NumPy
+    arrays (chunked here, evenly over the workers), or ``.npy`` paths readable on every worker
+    (``from_npy``). ``validation``: (Xv, Yv) in the same forms (NumPy: evaluated on the client).
+    ``scheduler``: a ``distributed.Client``, an address ("tcp://host:8786"), "local" for an
+    embedded ``LocalCluster`` of ``workers`` processes, or None: ``NNACCEL_DASK_SCHEDULER``, else
+    "local". ``worker_backend``: the backend on the workers; "auto" lets each worker pick (CuPy on
+    a GPU worker, else Numba, else NumPy). ``timeout``: seconds to wait for the scheduler and its
+    first worker before a ``ConnectionError``. ``seed`` and ``shuffle`` are accepted so that a call
+    to ``Network.fit`` runs here unchanged; full-batch steps do not shuffle.
+    """
+    check_hyperparameters(epochs, lr, batch_size, l1, l2)
+    worker_backend = check_name(worker_backend)
+    architecture = network.architecture
+    data = _checked_data(X, Y, architecture, "training")
+    if batch_size is not None and batch_size < data[2]:
+        raise ValueError(
+            "Dask training is full-batch gradient descent (one graph per step over all the data); pass "
+            "batch_size=None, or train mini-batches in one process with net.fit, which streams large data"
+        )
+    validation_data = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (X_validation, Y_validation)")
+        validation_data = _checked_data(validation[0], validation[1], architecture, "validation")
+
+    with connect(scheduler, timeout=timeout, workers=workers) as client, client.as_current(), contextlib.ExitStack() as persisted:
+        worker_count = max(1, len(client.scheduler_info().get("workers", {})))
+        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend)
+        persisted.callback(trainer.release)
+        measure_validation = None
+        if validation_data is not None and isinstance(validation_data[0], np.ndarray):
+            measure_validation = _client_loss(network, validation_data)
+        elif validation_data is not None:
+            evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend)
+            persisted.callback(evaluator.release)
+            measure_validation = evaluator.mean_loss
+        return run_epochs(
+            network,
+            lambda epoch: trainer.step(lr, l1, l2),
+            measure_validation,
+            epochs=epochs,
+            lr=lr,
+            progress=progress,
+            start_epoch=start_epoch,
+            history=history,
+            on_epoch_end=on_epoch_end,
+        )
+
+
+def gradients(
+    network,
+    X,
+    Y,
+    *,
+    scheduler=None,
+    worker_backend: str = "auto",
+    chunk_size: int | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+    workers: int | None = None,
+) -> tuple:
+    """(mean loss, [(dW, db)] NumPy arrays) over X, Y computed on a Dask cluster, as
+    ``Network.gradients`` computes them in one process; arguments as for ``fit``."""
+    worker_backend = check_name(worker_backend)
+    data = _checked_data(X, Y, network.architecture, "training")
+    with connect(scheduler, timeout=timeout, workers=workers) as client, client.as_current():
+        worker_count = max(1, len(client.scheduler_info().get("workers", {})))
+        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend)
+        try:
+            loss, grads = trainer.gradients()
+        finally:
+            trainer.release()
+    return float(loss) / trainer.m, grads
+
+
+class DataParallel:
+    """X (n, m) and Y (outputs, m), Dask arrays chunked along m only, checked and persisted on the
+    workers as ``worker_backend`` arrays; ``step`` runs one full-batch gradient-descent step."""
+
+    def __init__(self, client, network, X, Y, worker_backend: str):
+        import distributed
+
+        self.client, self.network, self.worker_backend = client, network, worker_backend
+        self.architecture, self.dtype = network.architecture, network.dtype
+        self.m = int(X.shape[1])
+        placed = [
+            array.map_blocks(
+                worker.place_block,
+                role,
+                self.architecture,
+                worker_backend,
+                self.dtype.name,
+                dtype=self.dtype,
+                meta=np.empty((0, 0), self.dtype),
+                name=f"nnaccel-{role}-{uuid.uuid4().hex}",  # this run's own keys: releasing them touches no other run
+            )
+            for array, role in ((X, "X"), (Y, "Y"))
+        ]
+        X_persisted, Y_persisted = client.persist(placed)
+        self._futures = distributed.futures_of(X_persisted) + distributed.futures_of(Y_persisted)
+        with client.as_current():
+            distributed.wait(self._futures)
+        for future in self._futures:  # a chunk that failed its checks: the check's own error
+            if future.status == "error":
+                error = future.exception()
+                self.release()
+                raise error
+        self.X_blocks = X_persisted.to_delayed(optimize_graph=False).ravel().tolist()
+        self.Y_blocks = Y_persisted.to_delayed(optimize_graph=False).ravel().tolist()
+
+    def _params(self):
+        """The network's parameters as one task (NumPy), sent once to each worker that needs them."""
+        import dask
+
+        return dask.delayed(self.network.get_params(), name=f"nnaccel-params-{uuid.uuid4().hex}", traverse=False)
+
+    def _compute(self, graph):
+        future = self.client.compute(graph)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def gradients(self) -> tuple:
+        """(summed loss, [(dW, db)] NumPy arrays of the mean loss) at the network's parameters:
+        one graph, one compute."""
+        import dask
+
+        params = self._params()
+        gradient = dask.delayed(worker.chunk_gradients, pure=False)
+        parts = [
+            gradient(params, X, Y, self.architecture, self.worker_backend, self.dtype.name, 1.0 / self.m)
+            for X, Y in zip(self.X_blocks, self.Y_blocks)
+        ]
+        return self._compute(tree_sum(parts, worker.add))
+
+    def step(self, lr: float, l1: float, l2: float) -> tuple:
+        """One gradient-descent step: (summed loss before the update, m)."""
+        loss, grads = self.gradients()
+        backend = self.network.backend
+        grads = [(backend.asarray(dW, self.dtype), backend.asarray(db, self.dtype)) for dW, db in grads]
+        _apply_update(backend, self.network._params, grads, lr, l1, l2)
+        return np.float64(loss), self.m
+
+    def mean_loss(self) -> float:
+        """The mean loss over the persisted data at the network's current parameters."""
+        import dask
+
+        params = self._params()
+        loss = dask.delayed(worker.chunk_loss, pure=False)
+        parts = [
+            loss(params, X, Y, self.architecture, self.worker_backend, self.dtype.name)
+            for X, Y in zip(self.X_blocks, self.Y_blocks)
+        ]
+        return float(self._compute(tree_sum(parts, worker.add_losses))) / self.m
+
+    def release(self) -> None:
+        """Drop the persisted chunks from the workers."""
+        self.client.cancel(self._futures)
+
+
+def tree_sum(parts: list, add, fan_in: int = TREE_FAN_IN) -> object:
+    """A tree of ``add(*inputs)`` tasks over ``parts`` (Dask delayed), ``fan_in`` inputs per node,
+    in a fixed order (so the floating-point sum does not depend on where tasks ran)."""
+    import dask
+
+    add = dask.delayed(add, pure=False)
+    while len(parts) > 1:
+        parts = [add(*parts[start : start + fan_in]) if len(parts[start : start + fan_in]) > 1 else parts[start]
+                 for start in range(0, len(parts), fan_in)]
+    return parts[0]
+
+
+def _checked_data(X, Y, architecture, role: str) -> tuple:
+    """(X, Y, m): checked NumPy arrays, or a DaskSource-shaped pair of Dask arrays (shapes checked;
+    values are checked on the workers), or a pair of ``.npy`` paths (headers checked)."""
+    if isinstance(X, DataSource) or Y is None:
+        raise ValueError("Dask training takes X and Y as Dask arrays, NumPy arrays or .npy paths")
+    if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
+        source = as_source(X, Y)
+        check_source(source, architecture, 1, role)
+        if not hasattr(source, "X_file"):
+            raise ValueError("Dask training reads .npy files; open zarr arrays with dask.array.from_zarr")
+        return source.X_file.path, source.Y_file.path, source.m
+    if type(X).__module__.split(".")[0] == "dask" or type(Y).__module__.split(".")[0] == "dask":
+        import dask.array as da
+
+        source = DaskSource(da.asarray(X), da.asarray(Y), names=(f"{role} X", f"{role} Y"))
+        check_source(source, architecture, 1, role)
+        return source.X, source.Y, source.m
+    X = check_X(X, architecture, f"{role} X")
+    Y = check_Y(Y, architecture, X.shape[1], f"{role} Y")
+    return X, Y, X.shape[1]
+
+
+def _as_dask(data: tuple, network, worker_count: int, chunk_size: int | None) -> tuple:
+    """Dask arrays (X, Y) for checked data, chunked along m."""
+    import dask.array as da
+
+    X, Y, m = data
+    if isinstance(X, str):
+        columns = chunk_size or _even_chunk(m, worker_count, network)
+        return from_npy(X, columns), from_npy(Y, columns)
+    if isinstance(X, np.ndarray):
+        columns = chunk_size or _even_chunk(m, worker_count, network)
+        dtype = network.dtype
+        return da.from_array(X.astype(dtype, copy=False), chunks=(-1, columns)), da.from_array(
+            Y.astype(dtype, copy=False), chunks=(-1, columns)
+        )
+    if chunk_size is not None:
+        X, Y = X.rechunk({1: chunk_size}), Y.rechunk({1: chunk_size})
+    return X, Y
+
+
+def _even_chunk(m: int, worker_count: int, network) -> int:
+    """Columns per chunk: a multiple of the worker count of chunks, each within CHUNK_BYTES of
+    step buffers, so every worker gets the same share."""
+    limit = default_chunk_columns(network.architecture, network.dtype, CHUNK_BYTES)
+    chunks = worker_count * max(1, math.ceil(m / (limit * worker_count)))
+    return max(1, math.ceil(m / chunks))
+
+
+def _client_loss(network, data: tuple) -> Callable[[], float]:
+    backend = network.backend
+    X = backend.asarray(data[0], network.dtype)
+    Y = backend.asarray(data[1], network.dtype)
+    return lambda: network._mean_loss(X, Y)

@@ -1,0 +1,235 @@
+"""Checkpoints: written atomically every N epochs, on Ctrl-C and on SIGTERM; ``--resume`` ends with
+exactly the parameters of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nnaccel as nna
+from nnaccel.cli import train as train_command
+from nnaccel.nn import checkpoint
+
+
+def cli(*arguments) -> tuple[int, str, str]:
+    """Run ``nnaccel`` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from nnaccel.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(argument) for argument in arguments])
+        except SystemExit as stop:
+            code = stop.code
+    return code, out.getvalue(), err.getvalue()
+
+
+RUN = ["--backend", "numpy", "--dataset", "xor", "--noise", "10", "--hidden", "6,4", "--lr", "0.1",
+       "--batch-size", "8", "--epochs", "12", "--seed", "5", "--quiet"]
+
+
+def params_of(path) -> list:
+    return nna.Network.load(path, backend="numpy").get_params()
+
+
+def assert_identical(first_path, second_path):
+    for (W1, b1), (W2, b2) in zip(params_of(first_path), params_of(second_path)):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+
+
+@pytest.fixture
+def uninterrupted(tmp_path):
+    """The reference: the whole run in one go, its model and its JSON report."""
+    code, _, err = cli("train", *RUN, "--save", tmp_path / "whole.npz", "--json", tmp_path / "whole.json")
+    assert code == 0, err
+    return tmp_path / "whole.npz", json.loads((tmp_path / "whole.json").read_text())
+
+
+def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path, monkeypatch):
+    written = []
+    original = checkpoint.save
+
+    def spy(path, network, **records):
+        written.append(records["training"]["epochs_completed"])
+        original(path, network, **records)
+
+    monkeypatch.setattr(checkpoint, "save", spy)
+    code, _, err = cli("train", *RUN, "--checkpoint", tmp_path / "ck.npz", "--checkpoint-every", "5")
+    assert code == 0, err
+    assert written == [5, 10, 12]
+    saved = checkpoint.load(tmp_path / "ck.npz", backend="numpy", checkpoint=True)
+    assert saved.training["epochs_completed"] == 12 and len(saved.training["history"]["loss"]) == 12
+    settings = saved.training["settings"]
+    assert (settings["lr"], settings["batch_size"], settings["seed"], settings["hidden"], settings["noise"]) == (0.1, 8, 5, [6, 4], 10.0)
+    assert saved.pipeline["features"] == ["x1", "x2"]
+    assert [path.name for path in tmp_path.iterdir()] == ["ck.npz"]  # no temporary files left
+
+
+def test_resume_after_an_interrupt_mid_epoch_is_exact(tmp_path, monkeypatch, uninterrupted):
+    """SIGINT in the middle of epoch 8's updates: the state of epoch 8's start is saved."""
+    whole, report = uninterrupted
+    from nnaccel.backends.numpy_backend import NumpyBackend
+
+    steps_per_epoch = 250 // 8 + 1  # 500 points, half for training, batches of 8
+    calls = {"count": 0}
+    update = NumpyBackend.update
+
+    def interrupting_update(self, *arguments, **keywords):
+        calls["count"] += 1
+        if calls["count"] == (7 * steps_per_epoch + 10) * 2 * 3:  # (W, b) for each of 3 layers per step
+            signal.raise_signal(signal.SIGINT)
+        return update(self, *arguments, **keywords)
+
+    monkeypatch.setattr(NumpyBackend, "update", interrupting_update)
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--checkpoint", ck, "--checkpoint-every", "100", "--save", tmp_path / "never.npz")
+    monkeypatch.setattr(NumpyBackend, "update", update)
+    assert code == 128 + signal.SIGINT, err
+    assert f"Resume with: nnaccel train --resume {ck}" in err and "SIGINT" in err and "Traceback" not in err
+    assert not (tmp_path / "never.npz").exists()
+    saved = checkpoint.load(ck, backend="numpy", checkpoint=True)
+    assert saved.training["epochs_completed"] == 7
+    assert saved.training["history"]["loss"] == report["history"]["train_loss"][:7]
+
+    code, _, err = cli("train", "--resume", ck, "--json", tmp_path / "resumed.json")
+    assert code == 0, err
+    assert_identical(whole, tmp_path / "never.npz")  # the original --save is carried by the checkpoint
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert resumed["history"] == report["history"]
+
+
+def test_resume_after_an_interrupt_at_an_epoch_end_is_exact(tmp_path, monkeypatch, uninterrupted):
+    """SIGINT while the epoch's bookkeeping runs: the finished epoch is kept."""
+    whole, _ = uninterrupted
+    update = train_command.Progress.update
+
+    def interrupting_update(self, epoch, history):
+        update(self, epoch, history)
+        if epoch == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(train_command.Progress, "update", interrupting_update)
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--checkpoint", ck)
+    monkeypatch.setattr(train_command.Progress, "update", update)
+    assert code == 130, err
+    assert checkpoint.load(ck, backend="numpy", checkpoint=True).training["epochs_completed"] == 4
+    code, _, err = cli("train", "--resume", ck, "--save", tmp_path / "resumed.npz")
+    assert code == 0, err
+    assert_identical(whole, tmp_path / "resumed.npz")
+
+
+def test_resume_extends_a_finished_run(tmp_path, uninterrupted):
+    whole, _ = uninterrupted
+    ck = tmp_path / "ck.npz"
+    half = [argument if argument != "12" else "5" for argument in RUN]
+    code, _, err = cli("train", *half, "--checkpoint", ck)
+    assert code == 0, err
+    code, _, err = cli("train", "--resume", ck, "--epochs", "12", "--save", tmp_path / "more.npz")
+    assert code == 0, err
+    assert_identical(whole, tmp_path / "more.npz")
+
+
+def test_resume_with_user_data_is_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 90))
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,c,y\n" + "".join(f"{a},{b},{c},{int(a * b > 0)}\n" for a, b, c in X.T))
+    common = ["--backend", "numpy", "--data", data, "--hidden", "5", "--lr", "0.2", "--quiet"]
+    code, _, err = cli("train", *common, "--epochs", "9", "--save", tmp_path / "whole.npz")
+    assert code == 0, err
+    code, _, err = cli("train", *common, "--epochs", "4", "--checkpoint", tmp_path / "ck.npz")
+    assert code == 0, err
+    code, _, err = cli("train", "--resume", tmp_path / "ck.npz", "--epochs", "9", "--save", tmp_path / "resumed.npz")
+    assert code == 0, err
+    assert_identical(tmp_path / "whole.npz", tmp_path / "resumed.npz")
+    # the data file changed under the checkpoint: refused
+    data.write_text(data.read_text() + "0,0,0,1\n")
+    code, _, err = cli("train", "--resume", tmp_path / "ck.npz", "--epochs", "9")
+    assert code == 2 and "changed since the checkpoint" in err
+
+
+def test_resume_refuses_other_hyperparameters_and_non_checkpoints(tmp_path):
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--checkpoint", ck, "--save", tmp_path / "model.npz")
+    assert code == 0, err
+    code, _, err = cli("train", "--resume", ck, "--lr", "0.5")
+    assert code == 2 and "--lr cannot change when resuming" in err
+    code, _, err = cli("train", "--resume", tmp_path / "model.npz")
+    assert code == 2 and "not a checkpoint" in err
+    code, _, err = cli("train", "--resume", ck, "--epochs", "3")
+    assert code == 2 and "less than the 12 epochs" in err
+
+
+def test_a_checkpoint_is_a_model_file(tmp_path):
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--checkpoint", ck, "--save", tmp_path / "model.npz")
+    assert code == 0, err
+    assert_identical(ck, tmp_path / "model.npz")
+    points = tmp_path / "p.csv"
+    points.write_text("x1,x2\n1,1\n-2,3\n")
+    from_checkpoint = cli("predict", "--model", ck, "--data", points, "--backend", "numpy")
+    assert from_checkpoint[0] == 0
+    assert from_checkpoint[1] == cli("predict", "--model", tmp_path / "model.npz", "--data", points, "--backend", "numpy")[1]
+
+
+# ----- real signals, to a real process --------------------------------------------------------------
+SLOW_RUN = ["--backend", "numpy", "--dataset", "spiral", "--samples", "1000", "--hidden", "8,8", "--batch-size", "1",
+            "--epochs", "15", "--features", "x1,x2,sinx1,sinx2", "--seed", "2", "--quiet"]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_signal_during_training_saves_a_checkpoint_that_resumes_exactly(tmp_path, signal_name):
+    ck = tmp_path / "ck.npz"
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnaccel", "train", *SLOW_RUN, "--checkpoint", ck, "--checkpoint-every", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+    )
+    deadline = time.monotonic() + 120
+    while not ck.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first checkpoint means training is under way
+    assert process.poll() is None, process.communicate()
+    time.sleep(0.05)
+    process.send_signal(getattr(signal, signal_name))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, signal_name), err
+    assert signal_name in err and f"Resume with: nnaccel train --resume {ck}" in err and "Traceback" not in err
+    completed = checkpoint.load(ck, backend="numpy", checkpoint=True).training["epochs_completed"]
+    assert 1 <= completed < 15
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ck.npz"]  # no temporary file left behind
+
+    code, _, error = cli("train", "--resume", ck, "--save", tmp_path / "resumed.npz")
+    assert code == 0, error
+    code, _, error = cli("train", *SLOW_RUN, "--save", tmp_path / "whole.npz")
+    assert code == 0, error
+    assert_identical(tmp_path / "whole.npz", tmp_path / "resumed.npz")
+
+
+def test_interrupt_without_checkpoint_flag_saves_in_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nnaccel-checkpoint.npz").write_bytes(b"someone else's file")
+    update = train_command.Progress.update
+
+    def interrupting_update(self, epoch, history):
+        update(self, epoch, history)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(train_command.Progress, "update", interrupting_update)
+    code, _, err = cli("train", *RUN)
+    assert code == 130
+    assert (tmp_path / "nnaccel-checkpoint.npz").read_bytes() == b"someone else's file"
+    saved = tmp_path / "nnaccel-checkpoint-2.npz"
+    assert f"--resume {saved}" in err
+    assert checkpoint.load(saved, backend="numpy", checkpoint=True).training["epochs_completed"] == 1

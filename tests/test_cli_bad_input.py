@@ -1,0 +1,222 @@
+"""Bad input to ``nnaccel train`` and ``nnaccel predict``: one line on stderr naming the problem,
+exit status 2, and every output file left exactly as it was."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import nnaccel as nna
+
+SENTINEL = b"previous contents\n"
+
+
+def cli(*arguments) -> tuple[int, str, str]:
+    """Run ``nnaccel`` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from nnaccel.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(argument) for argument in arguments])
+        except SystemExit as stop:
+            code = stop.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    """Existing output files that a failed command must not touch."""
+    paths = {name: tmp_path / f"existing.{name}" for name in ("npz", "json", "png", "csv")}
+    for path in paths.values():
+        path.write_bytes(SENTINEL)
+    return paths
+
+
+def refused(arguments, outputs, *words) -> str:
+    code, out, err = cli(*arguments)
+    assert code == 2, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnaccel: error:"), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    for path in outputs.values():
+        assert path.read_bytes() == SENTINEL, f"{path} was overwritten"
+    return lines[0]
+
+
+def train_arguments(outputs, *arguments):
+    return ["train", "--backend", "numpy", "--epochs", "2", *arguments, "--save", outputs["npz"],
+            "--json", outputs["json"], "--plot", outputs["png"], "--checkpoint", outputs["csv"]]
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "model.npz"
+    code, _, err = cli("train", "--backend", "numpy", "--epochs", "1", "--quiet", "--save", path)
+    assert code == 0, err
+    return path
+
+
+# ----- train ---------------------------------------------------------------------------------------
+def test_missing_data_file(tmp_path, outputs):
+    refused(train_arguments(outputs, "--data", tmp_path / "nowhere.csv"), outputs, "nowhere.csv", "does not exist")
+
+
+def test_unreadable_data_files(tmp_path, outputs):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage\x00")
+    refused(train_arguments(outputs, "--data", binary), outputs, "binary.csv")
+    refused(train_arguments(outputs, "--data", tmp_path), outputs, "directory")
+    if os.geteuid() != 0:  # root reads any file
+        locked = tmp_path / "locked.csv"
+        locked.write_text("a,y\n1,0\n")
+        locked.chmod(0)
+        refused(train_arguments(outputs, "--data", locked), outputs, "not readable")
+
+
+def test_unsupported_extension(tmp_path, outputs):
+    path = tmp_path / "data.txt"
+    path.write_text("a,y\n1,0\n")
+    refused(train_arguments(outputs, "--data", path), outputs, ".csv", ".npy")
+
+
+def test_csv_with_a_non_numeric_column(tmp_path, outputs):
+    path = tmp_path / "d.csv"
+    path.write_text("a,colour,y\n1,2,0\n2,red,1\n3,4,0\n")
+    refused(train_arguments(outputs, "--data", path), outputs, "line 3", "'colour'", "'red'", "not a number")
+
+
+def test_csv_with_an_empty_cell(tmp_path, outputs):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,0\n2,,1\n3,4,0\n")
+    refused(train_arguments(outputs, "--data", path), outputs, "line 3", "'b'", "empty")
+
+
+def test_csv_with_a_missing_label(tmp_path, outputs):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,0\n2,3,\n3,4,1\n")
+    refused(train_arguments(outputs, "--data", path), outputs, "line 3", "label", "'y'")
+    refused(train_arguments(outputs, "--data", path, "--label", "target"), outputs, "no column named 'target'", "a, b, y")
+    only_label = tmp_path / "only.csv"
+    only_label.write_text("y\n0\n1\n")
+    refused(train_arguments(outputs, "--data", only_label), outputs, "only the label column")
+
+
+def test_csv_with_a_ragged_row_or_no_header(tmp_path, outputs):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b,y\n1,2,0\n2,3\n")
+    refused(train_arguments(outputs, "--data", ragged), outputs, "line 3", "2 fields")
+    headless = tmp_path / "headless.csv"
+    headless.write_text("1,2,0\n2,3,1\n")
+    refused(train_arguments(outputs, "--data", headless), outputs, "header row")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    refused(train_arguments(outputs, "--data", empty), outputs, "empty")
+
+
+def test_bad_npy(tmp_path, outputs):
+    path = tmp_path / "d.npy"
+    np.save(path, np.zeros((4, 3)))
+    path.write_bytes(path.read_bytes()[:90])  # truncated
+    refused(train_arguments(outputs, "--data", path), outputs, "d.npy")
+    np.save(path, np.array(["a", "b"]))
+    refused(train_arguments(outputs, "--data", path), outputs, "expected numbers")
+
+
+def test_unknown_dataset_feature_activation_and_bad_numbers(outputs):
+    refused(train_arguments(outputs, "--dataset", "moons"), outputs, "moons", "circle")
+    refused(train_arguments(outputs, "--features", "x1,cosx1"), outputs, "cosx1", "sinx1")
+    refused(train_arguments(outputs, "--activation", "swish"), outputs, "swish")
+    refused(train_arguments(outputs, "--noise", "80"), outputs, "--noise")
+    refused(train_arguments(outputs, "--ratio", "0"), outputs, "--ratio")
+    refused(train_arguments(outputs, "--hidden", "6,x"), outputs, "--hidden")
+    refused(train_arguments(outputs, "--lr", "-1"), outputs, "--lr")
+    refused(train_arguments(outputs, "--reg-rate", "0.1"), outputs, "--regularization")
+    refused(train_arguments(outputs, "--samples", "abc"), outputs, "--samples")
+
+
+def test_conflicting_flags(tmp_path, outputs):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,0\n2,1\n")
+    refused(train_arguments(outputs, "--dataset", "xor", "--data", path), outputs, "--dataset", "--data")
+    refused(train_arguments(outputs, "--data", path, "--noise", "10"), outputs, "--noise")
+    refused(train_arguments(outputs, "--label", "y"), outputs, "--label")
+    three = tmp_path / "three.csv"
+    three.write_text("a,b,c,y\n1,2,3,0\n2,3,4,1\n")
+    refused(train_arguments(outputs, "--data", three, "--features", "x1,x1sq"), outputs, "two input columns")
+
+
+def test_output_folder_missing_or_output_is_the_input(tmp_path, outputs):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,0\n2,1\n3,0\n4,1\n")
+    before = path.read_bytes()
+    refused(["train", "--data", path, "--json", tmp_path / "no" / "r.json", "--save", outputs["npz"]], outputs, "does not exist")
+    code, _, err = cli("train", "--backend", "numpy", "--data", path, "--epochs", "1", "--save", path)
+    assert code == 2 and "overwrite the input" in err and path.read_bytes() == before
+
+
+# ----- predict -------------------------------------------------------------------------------------
+def predict_arguments(outputs, model, data):
+    return ["predict", "--model", model, "--data", data, "--out", outputs["csv"], "--backend", "numpy"]
+
+
+@pytest.fixture
+def points(tmp_path):
+    path = tmp_path / "points.csv"
+    path.write_text("x1,x2\n0,0\n1,2\n")
+    return path
+
+
+def test_predict_missing_files(tmp_path, outputs, model, points):
+    refused(predict_arguments(outputs, tmp_path / "none.npz", points), outputs, "none.npz", "does not exist")
+    refused(predict_arguments(outputs, model, tmp_path / "none.csv"), outputs, "none.csv", "does not exist")
+
+
+def test_predict_model_from_another_program(tmp_path, outputs, points):
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones((2, 2)))
+    refused(predict_arguments(outputs, other, points), outputs, "other.npz", "not an nnaccel model")
+    text = tmp_path / "text.npz"
+    text.write_text("layers: 2-6-1\n")
+    refused(predict_arguments(outputs, text, points), outputs, "text.npz")
+    single = tmp_path / "array.npy"
+    np.save(single, np.ones(3))
+    refused(predict_arguments(outputs, single, points), outputs, "array.npy")
+
+
+def test_predict_truncated_model(tmp_path, outputs, model, points):
+    truncated = tmp_path / "truncated.npz"
+    content = model.read_bytes()
+    truncated.write_bytes(content[: len(content) // 2])
+    refused(predict_arguments(outputs, truncated, points), outputs, "truncated.npz")
+
+
+def test_predict_features_not_matching_the_model(tmp_path, outputs, model):
+    three = tmp_path / "three.csv"
+    three.write_text("a,b,c\n1,2,3\n")
+    refused(predict_arguments(outputs, model, three), outputs, "3 column", "takes 2 input")
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.ones((4, 5)))
+    refused(predict_arguments(outputs, model, wide), outputs, "5 column", "takes 2 input")
+    plain = tmp_path / "plain.npz"
+    nna.Network([4, 1], backend="numpy").save(plain)
+    refused(predict_arguments(outputs, plain, tmp_path / "three.csv"), outputs, "3 column", "takes 4 input")
+
+
+def test_predict_non_numeric_input(tmp_path, outputs, model):
+    path = tmp_path / "bad.csv"
+    path.write_text("x1,x2\n1,2\nthree,4\n")
+    refused(predict_arguments(outputs, model, path), outputs, "line 3", "'x1'", "'three'")
+
+
+def test_predict_refuses_to_overwrite_its_input(tmp_path, outputs, model, points):
+    before = points.read_bytes()
+    code, _, err = cli("predict", "--model", model, "--data", points, "--out", points)
+    assert code == 2 and "overwrite" in err and points.read_bytes() == before

@@ -1,0 +1,267 @@
+"""The Numba backend against the NumPy reference: scalar activations, both passes, training, repeats.
+
+The fused path (every layer <= 64 units) and the layer-by-layer path (``fused_max_width=0``) are
+each tested explicitly, for every activation and output, depths 1 to 4, widths 1 to 64, m = 1, m
+not a multiple of the block size, float32 and float64. Tolerances: 1e-5 (float32) and 1e-10
+(float64), as norm-wise relative errors ||numba - numpy|| / ||numpy|| per array.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import nnaccel as nna  # noqa: E402
+from nnaccel.backends import numpy_backend  # noqa: E402
+from nnaccel.backends.numba_backend import BLOCK, NumbaBackend  # noqa: E402
+from nnaccel.kernels import activations as scalar  # noqa: E402
+from nnaccel.nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS  # noqa: E402
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+FUSED = NumbaBackend()
+LAYERED = NumbaBackend(fused_max_width=0)
+PATHS = {"fused": FUSED, "layered": LAYERED}
+# Hidden widths cycled through by the depth tests: 1 to 64, the fused path's limit.
+WIDTHS = (1, 64, 7, 33, 2, 17)
+M_VALUES = (1, BLOCK + 45)  # one column; not a multiple of the fused pass's block
+
+
+def relative_error(actual, expected) -> float:
+    """||actual - expected|| / ||expected||, norm-wise (0 when both are zero)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    difference = np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected)
+    norm = np.linalg.norm(expected)
+    return float(difference / norm) if norm > 0 else float(difference)
+
+
+def make_data(layers, output, m, seed=0):
+    """X (n, m) and labels Y (outputs, m) that suit the output layer."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((layers[0], m))
+    outputs = layers[-1]
+    if output == "sigmoid":
+        Y = (rng.random((outputs, m)) < 0.5).astype(np.float64)
+    elif output == "softmax":
+        Y = np.eye(outputs)[rng.integers(0, outputs, m)].T.copy()
+    else:
+        Y = rng.standard_normal((outputs, m))
+    return X, Y
+
+
+def network_layers(depth, output, n_inputs=3):
+    hidden = [WIDTHS[(depth + index) % len(WIDTHS)] for index in range(depth - 1)]
+    outputs = 1 if output == "sigmoid" else 3
+    return [n_inputs] + hidden + [outputs]
+
+
+def compare(layers, activation, output, dtype, backend, m, seed=0):
+    """Forward outputs, loss and gradients of ``backend`` against NumPy's; returns the worst error."""
+    X, Y = make_data(layers, output, m, seed)
+    reference = nna.Network(layers, activation, output, backend="numpy", dtype=dtype, seed=seed)
+    candidate = nna.Network(layers, activation, output, backend=backend, dtype=dtype, seed=seed)
+    worst = relative_error(candidate.forward(X), reference.forward(X))
+    expected_loss, expected_grads = reference.gradients(X, Y)
+    loss, grads = candidate.gradients(X, Y)
+    worst = max(worst, relative_error(loss, expected_loss), relative_error(candidate.loss(X, Y), expected_loss))
+    for (dW, db), (expected_dW, expected_db) in zip(grads, expected_grads):
+        assert dW.dtype == np.dtype(dtype) and db.shape == expected_db.shape
+        worst = max(worst, relative_error(dW, expected_dW), relative_error(db, expected_db))
+    return worst
+
+
+# ----- the scalar functions of kernels/activations.py -------------------------------------------------
+@pytest.mark.parametrize("name", HIDDEN_ACTIVATIONS)
+def test_scalar_activation_and_derivative_match_numpy(name):
+    code = scalar.activation_code(name)
+    forward = numba.njit(scalar.HIDDEN_FORWARD[code])
+    derivative = numba.njit(scalar.HIDDEN_DERIVATIVE[code])
+    A = np.linspace(-6.0, 6.0, 1201).reshape(1, -1)
+    expected_H = numpy_backend.activate(A.copy(), name, None)
+    H = np.array([[forward(a) for a in A[0]]])
+    assert relative_error(H, expected_H) < 1e-14
+    expected_derivative = numpy_backend.derivative_from_output(expected_H.copy(), name)
+    derivative_values = np.array([[derivative(h) for h in expected_H[0]]])
+    assert relative_error(derivative_values, expected_derivative) < 1e-14
+
+
+def test_codes_follow_the_names():
+    assert [scalar.activation_code(name) for name in HIDDEN_ACTIVATIONS] == list(range(len(HIDDEN_ACTIVATIONS)))
+    assert [scalar.output_code(name) for name in OUTPUTS] == list(range(len(OUTPUTS)))
+    with pytest.raises(ValueError, match="unknown activation"):
+        scalar.activation_code("swish")
+
+
+def test_library_free_functions_are_accurate():
+    a = np.linspace(-12.0, 12.0, 48001, dtype=np.float32)
+    tanh_rational = numba.njit(scalar.tanh_rational)
+    approximate = np.array([tanh_rational(value) for value in a], dtype=np.float64)
+    exact = np.tanh(a.astype(np.float64))
+    assert np.max(np.abs(approximate - exact) / np.maximum(np.abs(exact), 1e-30)) < 4e-7  # a few float32 ulps
+    x = np.linspace(0.0, 45.0, 9001)
+    exp_negative = numba.njit(scalar.exp_negative)
+    values = np.array([exp_negative(value) for value in x])
+    assert np.max(np.abs(values / np.exp(-np.minimum(x, 40.0)) - 1.0)) < 1e-10
+    t = np.linspace(0.0, 1.0, 4001)
+    log1p_unit = numba.njit(scalar.log1p_unit)
+    values = np.array([log1p_unit(value) for value in t])
+    assert np.max(np.abs(values - np.log1p(t)) / np.maximum(np.log1p(t), 1e-300)) < 1e-11
+
+
+def test_sigmoid_cross_entropy_is_stable():
+    loss = numba.njit(scalar.sigmoid_cross_entropy)
+    for a, y in ((-800.0, 1.0), (800.0, 0.0), (-30.0, 0.0), (0.0, 1.0)):
+        expected = np.logaddexp(0.0, a) - a * y  # log(1 + e^a) - a y
+        assert math.isfinite(loss(a, y)) and abs(loss(a, y) - expected) <= 1e-12 * max(1.0, abs(expected))
+
+
+# ----- the passes against NumPy -------------------------------------------------------------------
+def test_paths_are_the_ones_asked_for():
+    architecture = nna.Network([2, 64, 1], backend=FUSED).architecture
+    assert FUSED.uses_fused_pass(architecture) and not LAYERED.uses_fused_pass(architecture)
+    assert not FUSED.uses_fused_pass(nna.Network([2, 65, 1], backend=FUSED).architecture)
+    fused_workspace = FUSED.workspace(architecture, 100_000, np.float32)
+    assert fused_workspace.extra.get("fused") and fused_workspace.H == [] and fused_workspace.output is None
+    # nothing of size m: the fused pass's buffers stay small for any m (per-task partial sums only)
+    for m in (1, 100_000, 10_000_000):
+        extra = FUSED.workspace(architecture, m, np.float32).extra
+        assert sum(array.nbytes for array in extra.values() if isinstance(array, np.ndarray)) < 200_000
+    assert not LAYERED.workspace(architecture, 10, np.float32).extra.get("fused")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("path", PATHS)
+def test_every_activation_and_depth_matches_numpy(path, output, dtype):
+    backend = PATHS[path]
+    worst = {}
+    for activation in HIDDEN_ACTIVATIONS:
+        for depth in (1, 2, 3, 4):
+            layers = network_layers(depth, output)
+            for m in M_VALUES:
+                worst[(activation, depth, m)] = compare(layers, activation, output, dtype, backend, m)
+    failures = {key: error for key, error in worst.items() if not error <= TOLERANCE[dtype]}
+    assert not failures, f"relative errors above {TOLERANCE[dtype]}: {failures}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", PATHS)
+def test_mixed_activations_wide_input_and_many_blocks(path, dtype):
+    layers = [64, 40, 64, 5, 4]
+    activations = ["selu", "leaky_relu", "sigmoid"]
+    worst = compare(layers, activations, "softmax", dtype, PATHS[path], m=5 * BLOCK + 3, seed=3)
+    assert worst <= TOLERANCE[dtype]
+
+
+def test_wide_network_uses_layered_path_and_matches_numpy():
+    layers = [20, 96, 3]
+    assert not FUSED.uses_fused_pass(nna.Network(layers, backend=FUSED).architecture)
+    for dtype in ("float32", "float64"):
+        assert compare(layers, "relu", "softmax", dtype, FUSED, m=300) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", PATHS)
+def test_fifty_epochs_of_training_match_numpy(path, dtype):
+    X, Y = make_data([2, 6, 6, 1], "sigmoid", 400, seed=1)
+    Y = (X[0:1] ** 2 + X[1:2] ** 2 < 1.0).astype(np.float64)  # a circle, as in the Playground
+    histories = []
+    for backend in ("numpy", PATHS[path]):
+        network = nna.Network([2, 6, 6, 1], "tanh", "sigmoid", backend=backend, dtype=dtype, seed=4)
+        histories.append(network.fit(X, Y, epochs=50, lr=0.3)["loss"])
+    expected, actual = histories
+    assert expected[-1] < expected[0]  # it learned something
+    assert abs(actual[-1] - expected[-1]) <= 1e-4 * expected[-1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_mini_batch_training_with_regularisation_matches_numpy(path):
+    X, Y = make_data([4, 16, 3], "softmax", 600, seed=2)
+    losses = []
+    for backend in ("numpy", PATHS[path]):
+        network = nna.Network([4, 16, 3], "relu", "softmax", backend=backend, dtype="float64", seed=5)
+        history = network.fit(X, Y, epochs=5, lr=0.1, batch_size=128, l1=1e-3, l2=1e-2, seed=7)
+        losses.append((history["loss"], network.get_params()))
+    (expected_loss, expected_params), (loss, params) = losses
+    assert relative_error(loss, expected_loss) <= 1e-10
+    for (W, b), (expected_W, expected_b) in zip(params, expected_params):
+        assert relative_error(W, expected_W) <= 1e-10 and relative_error(b, expected_b) <= 1e-10
+
+
+def test_update_matches_numpy():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 7))
+    dW = rng.standard_normal((5, 7))
+    expected = W.copy()
+    numpy_backend.NumpyBackend().update(expected, dW.copy(), 0.1, 0.01, 0.02)
+    actual = W.copy()
+    FUSED.update(actual, dW.copy(), 0.1, 0.01, 0.02)
+    assert relative_error(actual, expected) <= 1e-15
+
+
+# ----- reproducibility ----------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+def test_results_are_identical_run_to_run_and_for_any_thread_count(path):
+    X, Y = make_data([5, 30, 20, 3], "softmax", 20 * BLOCK + 7, seed=6)
+    network = nna.Network([5, 30, 20, 3], "tanh", "softmax", backend=PATHS[path], dtype="float32", seed=6)
+    first = network.gradients(X, Y)
+    again = network.gradients(X, Y)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = network.gradients(X, Y)
+    finally:
+        numba.set_num_threads(threads)
+    for other in (again, single):
+        assert other[0] == first[0]
+        for (dW, db), (first_dW, first_db) in zip(other[1], first[1]):
+            assert np.array_equal(dW, first_dW) and np.array_equal(db, first_db)
+
+
+def test_numba_num_threads_is_honoured_and_reported():
+    code = (
+        "import json; from nnaccel.cli.info import collect; "
+        "print(json.dumps(collect()['numba']))"
+    )
+    environment = dict(os.environ, NUMBA_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["threads"] == 1 and report["NUMBA_NUM_THREADS"] == 1
+    assert report["threading_layer"] in ("omp", "tbb", "workqueue")
+
+
+# ----- random shapes ------------------------------------------------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def networks(draw):
+    depth = draw(st.integers(1, 4))
+    output = draw(st.sampled_from(OUTPUTS))
+    layers = [draw(st.integers(1, 8))] + [draw(st.integers(1, 80)) for _ in range(depth - 1)]
+    layers.append(draw(st.integers(2, 4)) if output == "softmax" else draw(st.integers(1, 3)))
+    activations = [draw(st.sampled_from(HIDDEN_ACTIVATIONS)) for _ in range(depth - 1)]
+    return layers, activations, output
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    network=networks(),
+    m=st.integers(1, 3 * BLOCK + 1),
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_random_shapes_match_numpy(network, m, dtype, seed):
+    layers, activations, output = network
+    for backend in (FUSED, LAYERED):
+        assert compare(layers, activations, output, dtype, backend, m, seed) <= TOLERANCE[dtype]
