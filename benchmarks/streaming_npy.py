@@ -75,7 +75,8 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict
         backend_object = net.backend
         grads = net._gradient_buffers()
         workspace = net._workspace(columns)
-        repeats = 10
+        backend_object.loss_and_gradients(net.architecture, net._params, X, Y, workspace, grads, 1.0 / source.m)
+        repeats = 30
         started = time.perf_counter()
         for _ in range(repeats):
             backend_object.loss_and_gradients(net.architecture, net._params, X, Y, workspace, grads, 1.0 / source.m)
@@ -122,6 +123,8 @@ def main() -> None:
     size = os.path.getsize(X_path) + os.path.getsize(Y_path)
     results = {"file_bytes": size, "m": samples, "backend": arguments.backend, "dtype": arguments.dtype, "runs": {}}
     try:
+        # compute before and after, so a change in the machine's load between runs shows
+        results["runs"]["compute"] = run_child("compute", arguments)
         for cache in ("cold", "warm"):
             for kind in ("read", "epoch"):
                 if cache == "cold":
@@ -131,7 +134,7 @@ def main() -> None:
                 results["runs"][f"{kind}-{cache}"] = run_child(kind, arguments)
                 run = results["runs"][f"{kind}-{cache}"]
                 print(f"{kind:7s} {cache}: {run['seconds']:7.2f} s  peak RSS {run['peak_rss'] / 1e6:7.0f} MB", file=sys.stderr)
-        results["runs"]["compute"] = run_child("compute", arguments)
+        results["runs"]["compute-after"] = run_child("compute", arguments)
     finally:
         if not arguments.keep:
             os.unlink(X_path)
@@ -144,7 +147,8 @@ def main() -> None:
         )
         results[f"peak_rss_over_file_{cache}"] = runs[f"epoch-{cache}"]["peak_rss"] / size
     print(f"file {size / 1e9:.2f} GB, m = {samples:,}, backend {arguments.backend}, {arguments.dtype}")
-    print(f"compute alone (one chunk in memory, scaled to m): {runs['compute']['seconds']:.2f} s")
+    print(f"compute alone (one chunk in memory, scaled to m): {runs['compute']['seconds']:.2f} s before, "
+          f"{runs['compute-after']['seconds']:.2f} s after")
     for cache in ("cold", "warm"):
         print(
             f"{cache}: read {runs[f'read-{cache}']['seconds']:.2f} s, epoch {runs[f'epoch-{cache}']['seconds']:.2f} s, "

@@ -137,8 +137,9 @@ class Layout:
 
 def fits_fused(layers, itemsize: int = 4) -> bool:
     """Whether the fused kernel takes a network of these layer sizes and element size in bytes:
-    its per-thread gradient sums must fit in registers (ptxas: no spills for 2-6-6-1 in float32,
-    some from about 120 float32 parameters or 67 float64 ones)."""
+    its per-thread gradient sums must fit in registers. ptxas for sm_90 finds no local memory for
+    2-6-6-1, 3-8-6-1 (93 parameters) and 1-16-1 in float32 and 2-4-4-1 in float64, and spills from
+    about 120 float32 parameters (2-6-6-1 in float64, 3-8-8-2) or 32 units in a layer."""
     layout = Layout.of(layers)
     return (
         layout.parameter_count * itemsize <= 4 * FUSED_MAX_PARAMETERS

@@ -31,8 +31,9 @@ from . import activations as act
 # error_model="numpy": division gives inf/nan instead of a Python-style ZeroDivisionError check,
 # which would stop LLVM from vectorising any loop with a division in it.
 OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
-# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes);
-# only reductions get it, never the activation math.
+# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes),
+# and contraction fuses multiply-adds; only the functions that return a sum get these flags (sums
+# over a tile then differ from a sequential sum in the last bits, the same on every run).
 SUM_OPTIONS = dict(OPTIONS, fastmath={"reassoc", "contract", "nsz"})
 COLUMNS = 8192  # columns per tile of an elementwise kernel
 
@@ -228,6 +229,48 @@ def softmax_forward_block(A, a_row, a_col, bias, bias_index, classes, width, shi
             A[a_row + i, a_col + j] = softmax_probability(shifted, normaliser[j])
 
 
+# ----- sums of a few rows: W H and W^T dA when the inner dimension is small --------------------------
+# Inner loops index 1-D views with the bare loop variable: Numba's negative-index wraparound check on
+# an index such as ``column + j`` would turn each contiguous vector load into a gather.
+@numba.njit(**SUM_OPTIONS)
+def combine_rows(out, theta, weight_index, weight_stride, count, source, source_row, source_col, width):
+    """out[:width] = sum over t < count of theta[weight_index + t weight_stride] source[source_row + t,
+    source_col:source_col+width]: a row of W H (stride 1 along a row of W) or of W^T dA (stride p_in
+    down a column of W).
+
+    A sum of a few products per entry is bound by loads and stores, not arithmetic, so it takes up
+    to four source rows per pass over ``out`` (one load and store of out per four products)."""
+    x0 = source[source_row, source_col : source_col + width]
+    w0 = theta[weight_index]
+    if count == 1:
+        for j in range(width):
+            out[j] = w0 * x0[j]
+        return
+    x1 = source[source_row + 1, source_col : source_col + width]
+    w1 = theta[weight_index + weight_stride]
+    for j in range(width):
+        out[j] = w0 * x0[j] + w1 * x1[j]
+    t = 2
+    while t + 4 <= count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        x2 = source[source_row + t + 2, source_col : source_col + width]
+        x3 = source[source_row + t + 3, source_col : source_col + width]
+        w0 = theta[weight_index + t * weight_stride]
+        w1 = theta[weight_index + (t + 1) * weight_stride]
+        w2 = theta[weight_index + (t + 2) * weight_stride]
+        w3 = theta[weight_index + (t + 3) * weight_stride]
+        for j in range(width):
+            out[j] += (w0 * x0[j] + w1 * x1[j]) + (w2 * x2[j] + w3 * x3[j])
+        t += 4
+    while t < count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        w0 = theta[weight_index + t * weight_stride]
+        for j in range(width):
+            out[j] += w0 * x0[j]
+        t += 1
+
+
 # ----- whole-array kernels over (row, column tile) tasks ----------------------------------------------
 @numba.njit(**OPTIONS)
 def _tiles(m):
@@ -332,3 +375,43 @@ def update(W, dW, lr, l1, l2):
         if l1 != 0.0:
             step += l1 * np.sign(w)
         flat_W[index] = w - lr * step
+
+
+# BLAS is for large inner dimensions; for a small one (a narrow layer feeding a wide one, or dH =
+# W^T dA from a narrow layer) these compute the product and the elementwise step in one pass, so the
+# (p, m) product is never written and read back.
+SMALL_INNER = 16
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def linear_activation(W, H_previous, b, A, code, fast):
+    """A (p, m) = act(W H_previous + b) in one pass, for a small inner dimension: W (p, q),
+    H_previous (q, m), b (p, 1)."""
+    p, m = A.shape
+    weights = W.reshape(-1)
+    tiles = _tiles(m)
+    for task in prange(p * tiles):
+        i, tile = task // tiles, task % tiles
+        start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
+        row = A[i, start:stop]
+        combine_rows(row, weights, i * W.shape[1], 1, W.shape[1], H_previous, 0, start, stop - start)  # A = W H
+        activate_row(row, 0, stop - start, b[i, 0], code, fast)  # H = act(A + b)
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def backward_small_inner(W, dA, H, code, sums):
+    """In one pass, for a small inner dimension: H (q, m) becomes dA_previous = (W^T dA) * act',
+    act' written from H; W (p, q), dA (p, m). sums (q,) float64 gets the row sums of dA_previous."""
+    q, m = H.shape
+    p = W.shape[0]
+    weights = W.reshape(-1)
+    tiles = _tiles(m)
+    partial = np.empty(q * tiles)
+    for task in prange(q * tiles):
+        k, tile = task // tiles, task % tiles
+        start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
+        dH = np.empty(stop - start, dtype=H.dtype)
+        combine_rows(dH, weights, k, q, p, dA, 0, start, stop - start)  # dH = W^T dA, row k
+        partial[task] = derivative_row(dH, H[k, start:stop], 0, stop - start, code)  # dA = dH * act'
+    for k in range(q):
+        sums[k] = np.sum(partial[k * tiles : (k + 1) * tiles])

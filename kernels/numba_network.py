@@ -37,6 +37,7 @@ from .numba_layers import (
     OUTPUT_SIGMOID,
     SUM_OPTIONS,
     activate_row,
+    combine_rows,
     derivative_row,
     output_row,
     softmax_block,
@@ -68,6 +69,17 @@ def pack_layout(layers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
     return sizes, weight_offsets, bias_offsets, row_offsets, offset
 
 
+def block_size(layers, itemsize: int) -> int:
+    """Examples per block: the largest of 1024, 512, ..., 64 whose activation buffer (every unit's
+    row of the block) fits in 128 KiB, so it stays in the core's L1/L2 cache. A function of the
+    architecture and dtype only, so the summation order never depends on the machine's threads."""
+    rows = sum(layers[1:])
+    block = 1024
+    while block > 64 and rows * block * itemsize > 128 * 1024:
+        block //= 2
+    return block
+
+
 def task_layout(m: int, block: int) -> tuple[int, int]:
     """(examples per task, number of tasks): a multiple of ``block``, a function of m alone."""
     blocks = (m + block - 1) // block
@@ -75,42 +87,50 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
     return per_task, (m + per_task - 1) // per_task
 
 
-# Inner loops index 1-D views with the bare loop variable: Numba's negative-index wraparound check
-# on an index such as ``column + j`` would turn each contiguous vector load into a gather.
+# The per-block loops are bound by loads and stores (the data is in L1), not by arithmetic, so they
+# take up to four rows per pass (``combine_rows`` and ``_add_products``). Inner loops index 1-D
+# views with the bare loop variable: Numba's negative-index wraparound check on an index such as
+# ``column + j`` would turn each contiguous vector load into a gather.
 @numba.njit(**SUM_OPTIONS)
-def _dot(a, a_row, b, b_row, b_col, width):
-    """sum_j a[a_row, j] b[b_row, b_col + j] over j < width, summed in the arrays' dtype."""
-    x = a[a_row, :width]
-    y = b[b_row, b_col : b_col + width]
-    total = x[0] * y[0]
-    for j in range(1, width):
-        total += x[j] * y[j]
-    return total
+def _add_products(gradients, index, dA, source, source_row, source_col, count, width):
+    """gradients[index + t] += sum_j dA[j] source[source_row + t, source_col + j] for t < count
+    (one row of dW = dA H_prev^T), four sums per pass over dA; the block's sums in the data's
+    dtype, added to the float64 gradients."""
+    t = 0
+    while t + 4 <= count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        x2 = source[source_row + t + 2, source_col : source_col + width]
+        x3 = source[source_row + t + 3, source_col : source_col + width]
+        total0 = dA[0] * x0[0]
+        total1 = dA[0] * x1[0]
+        total2 = dA[0] * x2[0]
+        total3 = dA[0] * x3[0]
+        for j in range(1, width):
+            total0 += dA[j] * x0[j]
+            total1 += dA[j] * x1[j]
+            total2 += dA[j] * x2[j]
+            total3 += dA[j] * x3[j]
+        gradients[index + t] += total0
+        gradients[index + t + 1] += total1
+        gradients[index + t + 2] += total2
+        gradients[index + t + 3] += total3
+        t += 4
+    while t < count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        total0 = dA[0] * x0[0]
+        for j in range(1, width):
+            total0 += dA[j] * x0[j]
+        gradients[index + t] += total0
+        t += 1
 
 
 @numba.njit(**SUM_OPTIONS)
-def _sum(a, a_row, width):
-    x = a[a_row, :width]
+def _sum(x, width):
     total = x[0]
     for j in range(1, width):
         total += x[j]
     return total
-
-
-@numba.njit(**SUM_OPTIONS)
-def _linear_row(out, out_row, theta, weight_index, fan_in, source, source_row, source_col, width):
-    """out[out_row, :width] = sum_k W[k] source[source_row + k, source_col:source_col+width], with
-    W[k] = theta[weight_index + k] (one row of W H, the bias not yet added)."""
-    row = out[out_row, :width]
-    w = theta[weight_index]
-    x = source[source_row, source_col : source_col + width]
-    for j in range(width):
-        row[j] = w * x[j]
-    for k in range(1, fan_in):
-        w = theta[weight_index + k]
-        x = source[source_row + k, source_col : source_col + width]
-        for j in range(width):
-            row[j] += w * x[j]
 
 
 @numba.njit(**OPTIONS)
@@ -124,9 +144,9 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             row = row_offsets[layer] + i
             weight_index = weight_offsets[layer] + i * fan_in
             if layer == 0:
-                _linear_row(H, row, theta, weight_index, fan_in, X, 0, start, width)  # A = W X
+                combine_rows(H[row], theta, weight_index, 1, fan_in, X, 0, start, width)  # A = W X
             else:
-                _linear_row(H, row, theta, weight_index, fan_in, H, row_offsets[layer - 1], 0, width)  # A = W H
+                combine_rows(H[row], theta, weight_index, 1, fan_in, H, row_offsets[layer - 1], 0, width)  # A = W H
             if layer < depth - 1:
                 activate_row(H[row], 0, width, theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
 
@@ -168,8 +188,9 @@ def network_pass(
                     if output_code != OUTPUT_SOFTMAX:
                         hidden_code = SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY
                         activate_row(H[row], 0, width, theta[output_bias + i], hidden_code, fast)
+                    target = out[i, start : start + width]
                     for j in range(width):
-                        out[i, start + j] = H[row, j]
+                        target[j] = H[row, j]
                 continue
             # output layer: loss, and H_L rows become dA_L = H_L - Y
             if output_code == OUTPUT_SOFTMAX:
@@ -186,26 +207,18 @@ def network_pass(
                 fan_in, fan_out = sizes[layer], sizes[layer + 1]
                 dA_row = row_offsets[layer]
                 for i in range(fan_out):
+                    dA = H[dA_row + i]
+                    gradients[bias_offsets[layer] + i] += _sum(dA, width)  # db = sum(dA)
                     weight_index = weight_offsets[layer] + i * fan_in
-                    gradients[bias_offsets[layer] + i] += _sum(H, dA_row + i, width)  # db = sum(dA)
-                    for k in range(fan_in):
-                        if layer == 0:
-                            gradients[weight_index + k] += _dot(H, dA_row + i, X, k, start, width)  # dW = dA X^T
-                        else:
-                            gradients[weight_index + k] += _dot(
-                                H, dA_row + i, H, row_offsets[layer - 1] + k, 0, width
-                            )  # dW = dA H_prev^T
+                    if layer == 0:
+                        _add_products(gradients, weight_index, dA, X, 0, start, fan_in, width)  # dW = dA X^T
+                    else:
+                        _add_products(gradients, weight_index, dA, H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
                 if layer == 0:
                     break
                 for k in range(fan_in):
                     # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
-                    w = theta[weight_offsets[layer] + k]
-                    for j in range(width):
-                        dH[j] = w * H[dA_row, j]
-                    for i in range(1, fan_out):
-                        w = theta[weight_offsets[layer] + i * fan_in + k]
-                        for j in range(width):
-                            dH[j] += w * H[dA_row + i, j]
+                    combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
                     derivative_row(dH, H[row_offsets[layer - 1] + k], 0, width, codes[layer - 1])
         partial_losses[task] = loss
         if mode == GRADIENTS:

@@ -30,10 +30,10 @@ BACKGROUND_ALPHA = 0.55
 
 def check_available() -> None:
     """Raise before training if matplotlib is missing, rather than after it."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'nnaccel[plot]' (or pip install matplotlib)") from None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise RuntimeError("--plot needs matplotlib: pip install 'nnaccel[plot]' (or pip install matplotlib)")
 
 
 def save_training_plot(

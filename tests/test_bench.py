@@ -223,3 +223,15 @@ def test_gpu_case_reports_device_memory_and_event_timing():
     assert result["timer"].startswith("CUDA events")
     X, Y = make_data(net, m)
     assert result["memory_bytes"] >= X.nbytes + Y.nbytes
+
+
+def test_busy_machine_is_flagged_from_the_load_average():
+    from nnaccel.bench.report import machine_was_busy
+
+    def machine(start, end):
+        return {"usable_cpus": 2, "load_average": {"start": start, "end": end}}
+
+    assert not machine_was_busy(machine(0.2, 2.0))  # this run's own worker loads both CPUs
+    assert machine_was_busy(machine(1.5, 2.0))  # others were running before it started
+    assert machine_was_busy(machine(0.2, 4.0))  # others started during the run
+    assert not machine_was_busy(machine(None, None))

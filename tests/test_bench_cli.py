@@ -92,6 +92,8 @@ def test_table_and_plot_are_written(tiny_run):
         (["--peers", "keras"], "unknown peer 'keras'"),
         (["--repeat", "0"], "--repeat must be >= 1"),
         (["--repeat", "two"], "invalid int value"),
+        (["--max-seconds", "nan"], "--max-seconds a finite number"),
+        (["--seed", "-1"], "--seed must be >= 0"),
         (["--plot", "out.jpg"], "--plot writes a PNG"),
         (["--json", "/no/such/folder/out.json"], "does not exist"),
         (["--net", "784-256-10", "--m", "1e9"], "use a smaller --m"),

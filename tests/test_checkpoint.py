@@ -130,6 +130,32 @@ def test_resume_after_an_interrupt_at_an_epoch_end_is_exact(tmp_path, monkeypatc
     assert_identical(whole, tmp_path / "resumed.npz")
 
 
+def test_interrupt_between_epochs_keeps_the_last_checkpoint(tmp_path, monkeypatch, uninterrupted):
+    """SIGTERM during the divergence check between two epochs: whatever fit makes of it, the message
+    names a checkpoint that resumes exactly."""
+    whole, _ = uninterrupted
+    from nnaccel.backends.numpy_backend import NumpyBackend
+
+    all_finite = NumpyBackend.all_finite
+    calls = {"count": 0}
+
+    def interrupting_all_finite(self, *arguments, **keywords):
+        calls["count"] += 1
+        if calls["count"] == 20:
+            signal.raise_signal(signal.SIGTERM)
+        return all_finite(self, *arguments, **keywords)
+
+    monkeypatch.setattr(NumpyBackend, "all_finite", interrupting_all_finite)
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--checkpoint", ck, "--checkpoint-every", "1")
+    monkeypatch.setattr(NumpyBackend, "all_finite", all_finite)
+    assert calls["count"] >= 20 and code == 128 + signal.SIGTERM, err
+    assert f"Resume with: nnaccel train --resume {ck}" in err and "Traceback" not in err
+    code, _, err = cli("train", "--resume", ck, "--save", tmp_path / "resumed.npz")
+    assert code == 0, err
+    assert_identical(whole, tmp_path / "resumed.npz")
+
+
 def test_resume_extends_a_finished_run(tmp_path, uninterrupted):
     whole, _ = uninterrupted
     ck = tmp_path / "ck.npz"
@@ -204,11 +230,11 @@ def test_signal_during_training_saves_a_checkpoint_that_resumes_exactly(tmp_path
     time.sleep(0.05)
     process.send_signal(getattr(signal, signal_name))
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + getattr(signal, signal_name), err
-    assert signal_name in err and f"Resume with: nnaccel train --resume {ck}" in err and "Traceback" not in err
+    assert process.returncode == 128 + getattr(signal, signal_name), (out, err)
+    assert signal_name in err and f"Resume with: nnaccel train --resume {ck}" in err and "Traceback" not in err, err
     completed = checkpoint.load(ck, backend="numpy", checkpoint=True).training["epochs_completed"]
-    assert 1 <= completed < 15
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["ck.npz"]  # no temporary file left behind
+    assert 1 <= completed < 15, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ck.npz"], err  # no temporary file left behind
 
     code, _, error = cli("train", "--resume", ck, "--save", tmp_path / "resumed.npz")
     assert code == 0, error

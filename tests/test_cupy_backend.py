@@ -102,37 +102,29 @@ def test_chunk_bounds_cover_every_column_once():
         cupy_backend.chunk_bounds(10, 0)
 
 
-class _CountingDevice:
-    """A stand-in for the cupy namespace that counts host-to-device index copies."""
+def test_mini_batch_fit_copies_each_epochs_order_to_the_device_once():
+    """fit's mini-batch loop asks the backend for the epoch's index order once, then slices it,
+    so a GPU backend copies one index array per epoch and nothing per step."""
+    import nnaccel as nna
+    from nnaccel.backends.numpy_backend import NumpyBackend
 
-    class ndarray:  # no host array is one of these
-        pass
+    class CountingBackend(NumpyBackend):
+        calls = 0
 
-    def __init__(self):
-        self.copies = 0
+        def indices(self, order):
+            CountingBackend.calls += 1
+            return super().indices(order)
 
-    def asarray(self, array):
-        self.copies += 1
-        return np.array(array)
-
-
-def test_host_index_order_is_copied_once_per_epoch():
-    """fit's mini-batch loop slices one host order per epoch; each order goes to the device once."""
-    from nnaccel.nn.training import epoch_order
-
-    backend = object.__new__(cupy_backend.CupyBackend)
-    backend.xp = _CountingDevice()
-    backend._order_host = backend._order_device = None
-    m, batch = 103, 10
-    for epoch in range(3):
-        order = epoch_order(0, epoch, m)
-        for start in range(0, m, batch):
-            indices = order[start : start + batch]
-            np.testing.assert_array_equal(backend._device_indices(indices), indices)
-    assert backend.xp.copies == 3
-    fresh = np.array([4, 2, 0])  # an index array that is no slice is copied as it is
-    np.testing.assert_array_equal(backend._device_indices(fresh), fresh)
-    np.testing.assert_array_equal(backend._device_indices(fresh[::2]), fresh[::2])
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(2, 103)), (rng.random((1, 103)) > 0.5).astype(float)
+    counted = nna.Network([2, 3, 1], backend=CountingBackend(), dtype="float64")
+    plain = nna.Network([2, 3, 1], backend="numpy", dtype="float64")
+    counted.fit(X, Y, epochs=3, lr=0.1, batch_size=10)
+    plain.fit(X, Y, epochs=3, lr=0.1, batch_size=10)
+    assert CountingBackend.calls == 3
+    for (W, b), (W_plain, b_plain) in zip(counted.get_params(), plain.get_params()):
+        np.testing.assert_array_equal(W, W_plain)
+        np.testing.assert_array_equal(b, b_plain)
 
 
 # ----- with a GPU --------------------------------------------------------------------------------------
@@ -342,3 +334,22 @@ def test_out_of_memory_becomes_a_clear_error(cupy):
     with pytest.raises(MemoryError, match=r"batch_size=\d+") as error:
         backend.workspace(Architecture.build([10, 1000, 1], "relu", "sigmoid"), m, np.float32)
     assert f"m = {m}" in str(error.value) and "GB" in str(error.value)
+
+
+@gpu
+def test_stream_chunks_hook_delivers_every_chunk_in_order(cupy):
+    """nnaccel.data.sources.device_chunks hands chunks of any shape and width to stream_chunks."""
+    from nnaccel.data.sources import device_chunks
+
+    backend = cupy_backend.CupyBackend()
+    rng = np.random.default_rng(10)
+    chunks = [(rng.normal(size=(3, width)), rng.normal(size=(2, 4, width))) for width in (500, 1200, 7, 1200, 300)]
+    seen = []
+    for X, Y in device_chunks(backend, iter(chunks), np.float32):
+        X_sum = X.sum(axis=0)  # queued work on the chunk before the next copy may reuse its slot
+        seen.append((cupy.asnumpy(X), cupy.asnumpy(Y), cupy.asnumpy(X_sum)))
+    assert len(seen) == len(chunks)
+    for (X, Y, X_sum), (X_host, Y_host) in zip(seen, chunks):
+        np.testing.assert_array_equal(X, X_host.astype(np.float32))
+        np.testing.assert_array_equal(Y, Y_host.astype(np.float32))
+        np.testing.assert_allclose(X_sum, X_host.astype(np.float32).sum(axis=0), rtol=1e-6)

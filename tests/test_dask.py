@@ -5,6 +5,7 @@ unreachable scheduler. One cluster serves the whole module (starting one takes s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,21 @@ def test_dask_gradients_equal_in_process_gradients(client):
             assert relative(dW, dW_expected) <= 1e-10 and relative(db, db_expected) <= 1e-10
 
 
+@pytest.mark.parametrize("worker_backend", ["numba", "auto"])
+def test_compiled_backends_on_the_workers_give_the_same_gradients(client, worker_backend):
+    from nnaccel.backends import unavailable_reason
+
+    if unavailable_reason("numba"):
+        pytest.skip(unavailable_reason("numba"))
+    X, Y = make_data()
+    net = network()
+    loss_expected, grads_expected = net.gradients(X, Y)
+    loss, grads = distributed.gradients(net, X, Y, scheduler=client, chunk_size=1000, worker_backend=worker_backend)
+    assert abs(loss - loss_expected) <= 1e-10 * loss_expected
+    for (dW, db), (dW_expected, db_expected) in zip(grads, grads_expected):
+        assert relative(dW, dW_expected) <= 1e-10 and relative(db, db_expected) <= 1e-10
+
+
 def test_full_batch_training_ends_with_the_in_process_history(client):
     X, Y = make_data()
     Xv, Yv = make_data(500, seed=1)
@@ -72,7 +88,8 @@ def test_full_batch_training_ends_with_the_in_process_history(client):
     history = distributed.fit(
         net, da.from_array(X, chunks=(2, 600)), da.from_array(Y, chunks=(1, 600)), epochs=8, lr=0.5, l2=1e-3,
         validation=(da.from_array(Xv, chunks=(2, 200)), da.from_array(Yv, chunks=(1, 200))), scheduler=client,
-    )  # worker_backend "auto": each worker picks its best backend
+        worker_backend="numpy",
+    )
     assert relative(history["loss"], expected["loss"]) <= 1e-6
     assert relative(history["val_loss"], expected["val_loss"]) <= 1e-6
     for (W, b), (W_expected, b_expected) in zip(net.get_params(), reference.get_params()):
@@ -153,3 +170,31 @@ def test_playground_arrays_hold_the_writers_numbers(client, tmp_path):
     assert np.array_equal(X_computed, np.load(tmp_path / "X.npy")) and np.array_equal(Y_computed, np.load(tmp_path / "Y.npy"))
     X_read = client.compute(distributed.from_npy(tmp_path / "X.npy", chunk_size=700), sync=True)
     assert np.array_equal(X_read, X_computed)
+
+
+def test_wide_networks_share_one_parameter_task_and_data_is_released(client):
+    X, Y = make_data(1500)
+    net = nna.Network([2, 120, 80, 1], seed=2, backend="numpy", dtype="float64")  # 80 KB of parameters
+    loss_expected, grads_expected = net.gradients(X, Y)
+    loss, grads = distributed.gradients(net, X, Y, scheduler=client, chunk_size=400, worker_backend="numpy")
+    assert abs(loss - loss_expected) <= 1e-10 * loss_expected
+    assert all(relative(dW, dW_expected) <= 1e-10 for (dW, _), (dW_expected, _) in zip(grads, grads_expected))
+    deadline = time.perf_counter() + 5
+    while any(client.has_what().values()) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert not any(client.has_what().values())  # the persisted chunks left the workers
+
+
+def test_train_command_runs_on_the_cluster(client, tmp_path, capsys):
+    from nnaccel.cli.main import main
+
+    json_path = tmp_path / "run.json"
+    arguments = ["train", "--dataset", "xor", "--samples", "600", "--hidden", "4", "--epochs", "5", "--lr", "0.5",
+                 "--batch-size", "0", "--backend", "numpy", "--quiet", "--json", str(json_path)]
+    assert main([*arguments, "--scheduler", client.scheduler.address]) == 0
+    on_cluster = json.loads(json_path.read_text())["history"]["train_loss"]
+    assert main(arguments) == 0
+    in_process = json.loads(json_path.read_text())["history"]["train_loss"]
+    assert relative(on_cluster, in_process) <= 1e-5  # float32
+    assert main(["train", "--dataset", "xor", "--scheduler", client.scheduler.address, "--quiet"]) == 2
+    assert "--batch-size 0" in capsys.readouterr().err

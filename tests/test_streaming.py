@@ -150,6 +150,18 @@ def test_streamed_mini_batches_are_consecutive_runs_of_the_documented_order(chun
         assert relative(W, W_expected) <= 1e-10
 
 
+def test_streamed_mini_batches_on_every_backend(backend_name, npy_files):
+    # the backend receives blocks of whole batches (count, n, batch); a GPU backend copies them
+    # through its own stream_chunks
+    X, Y, X_path, Y_path = npy_files
+    history = network(backend_name).fit(NpySource(X_path, Y_path, chunk_size=211), epochs=2, lr=0.2, batch_size=64, seed=3)
+    reference, losses = network(backend_name), []
+    for epoch in range(2):
+        order = epoch_column_order(3, epoch, uniform_boundaries(M, 211))
+        losses += reference.fit(X[:, order], Y[:, order], epochs=1, lr=0.2, batch_size=64, shuffle=False)["loss"]
+    assert relative(history["loss"], losses) <= 1e-10
+
+
 def test_epoch_column_order_shuffles_within_and_across_chunks():
     boundaries = uniform_boundaries(1000, 100)
     first, again, second = (epoch_column_order(3, epoch, boundaries) for epoch in (0, 0, 1))
@@ -175,6 +187,30 @@ def test_mini_batch_streaming_is_deterministic_and_resumes(npy_files):
         assert np.array_equal(W, W_expected) and np.array_equal(b, b_expected)
     shuffled = network().fit(source, epochs=1, lr=0.3, batch_size=50, seed=6)["loss"]
     assert shuffled != expected["loss"][:1]
+
+
+def test_an_interrupted_streamed_epoch_resumes_to_the_same_result():
+    X, Y = make_data()
+    interrupt = {"epoch": None}
+    passes = []
+
+    def chunks():
+        passes.append(len(passes))
+        for start in range(0, M, 300):
+            if passes[-1] == interrupt["epoch"] and start >= 600:  # Ctrl-C in the middle of that epoch
+                raise KeyboardInterrupt
+            yield X[:, start : start + 300], Y[:, start : start + 300]
+
+    expected = network().fit(chunks, epochs=3, lr=0.3, batch_size=100, seed=1)
+    passes.clear()
+    interrupt["epoch"] = 1
+    net = network()
+    with pytest.raises(nna.TrainingInterrupted) as stopped:
+        net.fit(chunks, epochs=3, lr=0.3, batch_size=100, seed=1)
+    assert stopped.value.epoch == 1 and len(stopped.value.history["loss"]) == 1
+    interrupt["epoch"] = None
+    history = net.fit(chunks, epochs=3, lr=0.3, batch_size=100, seed=1, start_epoch=1, history=stopped.value.history)
+    assert history["loss"] == expected["loss"]
 
 
 def test_chunk_iterables_shuffle_within_each_chunk():
@@ -308,6 +344,16 @@ def test_nan_and_bad_labels_in_a_chunk_are_named_and_training_keeps_its_start(tm
     np.save(tmp_path / "Ybad.npy", Y_bad)
     with pytest.raises(ValueError, match=r"Ybad\.npy \(columns 0:200\) has labels outside \[0, 1\]"):
         net.fit(NpySource(X_path, tmp_path / "Ybad.npy", chunk_size=200), epochs=1, lr=0.5)
+
+
+def test_a_missing_or_mixed_y_is_a_clear_error(npy_files):
+    X, Y, X_path, Y_path = npy_files
+    with pytest.raises(ValueError, match="Y is missing"):
+        network().fit(X, epochs=1, lr=0.5)
+    with pytest.raises(ValueError, match="both as file paths"):
+        network().fit(X_path, Y, epochs=1, lr=0.5)
+    with pytest.raises(ValueError, match="holds Y too"):
+        network().fit(NpySource(X_path, Y_path), Y, epochs=1, lr=0.5)
 
 
 def test_memory_mapped_npy_arrays_are_read_with_positioned_reads(npy_files):

@@ -107,8 +107,13 @@ class Backend:
         """In place: W -= lr * (dW + l1 * sign(W) + l2 * W)."""
         raise NotImplementedError
 
-    def take_columns(self, X: Array, indices, out: Array) -> Array:
-        """out = X[:, indices] (gathers a shuffled mini-batch)."""
+    def indices(self, order) -> Array:
+        """A host integer array (m,) of column indices, on the backend (one copy per epoch, so
+        the mini-batch steps that slice it copy nothing to the device)."""
+        return order
+
+    def take_columns(self, X: Array, indices: Array, out: Array) -> Array:
+        """out = X[:, indices] (gathers a shuffled mini-batch); indices come from ``indices``."""
         raise NotImplementedError
 
     def all_finite(self, array: Array) -> bool:

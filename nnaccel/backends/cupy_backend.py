@@ -8,8 +8,9 @@ data stay on the device, memory comes from CuPy's memory pool, and nothing in a 
 host or synchronises: the loss comes back as a device scalar that the caller reads when it wants
 (``fit`` reads it once per epoch).
 
-Data larger than the GPU streams from host memory in column chunks (``ColumnStream``): pinned
-host buffers and a second CUDA stream, so the copy of chunk k+1 overlaps the compute of chunk k.
+Data larger than the GPU streams from host memory in chunks (``ChunkStream``, used by
+``nnaccel.data.sources.device_chunks`` through ``stream_chunks``): pinned host buffers and a second
+CUDA stream, so the copy of chunk k+1 overlaps the compute of chunk k.
 
 This module imports CuPy only when a ``CupyBackend`` is created, so its pure helpers (the
 out-of-memory advice, the chunk plan) work, and are tested, on machines without a GPU.
@@ -53,14 +54,14 @@ def _gigabytes(count: int) -> str:
 def out_of_memory_message(what: str, shape, dtype, free_bytes: int, total_bytes: int, layers=None) -> str:
     """The error text for a failed device allocation of an array of ``shape`` and ``dtype``.
 
-    ``what`` names the array ("X", "the step buffers for m = 100000 examples"); with ``layers``
-    the text suggests the batch size that fits.
+    ``what`` names the array ("an input", "the step buffers for a batch of m = 100000 examples",
+    their rows counted together); with ``layers`` the text suggests the batch size that fits.
     """
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
     text = (
-        f"GPU out of memory: {what} needs a {tuple(shape)} {dtype.name} array ({_gigabytes(size)}) "
-        f"but the GPU has {_gigabytes(free_bytes)} free of {_gigabytes(total_bytes)}"
+        f"GPU out of memory allocating {what}, a {tuple(shape)} {dtype.name} array ({_gigabytes(size)}); "
+        f"the GPU has {_gigabytes(free_bytes)} free of {_gigabytes(total_bytes)}"
     )
     if layers is None:
         return text + "; free GPU memory (other processes, other arrays) or use a smaller problem"
@@ -94,8 +95,6 @@ class CupyBackend(Backend):
         self._layers = importlib.import_module("nnaccel.kernels.cuda_layers")
         self._fused_kernels = None  # kernels/cuda_fused.py, imported at the first fused step
         self._ones = {}  # dtype name -> a device vector of ones, for row sums through cuBLAS
-        self._order_host = None  # the host index array whose device copy is _order_device
-        self._order_device = None
         self.multiprocessors = self.xp.cuda.Device().attributes["MultiProcessorCount"]
 
     # ----- memory ------------------------------------------------------------------------------------
@@ -156,26 +155,11 @@ class CupyBackend(Backend):
             ones.fill(1)
         return self.xp.matmul(dA, ones[:m], out=out)
 
+    def indices(self, order):
+        return self.xp.asarray(order)
+
     def take_columns(self, X, indices, out):
-        if not isinstance(indices, self.xp.ndarray):
-            indices = self._device_indices(indices)
         return self.xp.take(X, indices, axis=1, out=out)
-
-    def _device_indices(self, indices):
-        """Host indices on the device, copying each host index array once.
-
-        ``fit`` passes consecutive slices of one shuffled order per epoch: the whole order is copied
-        at its first slice and later slices are views of that copy, so a mini-batch step copies
-        nothing. (An index array changed in place after its first use is not seen again.)
-        """
-        indices = np.asarray(indices)
-        order = indices.base if isinstance(indices.base, np.ndarray) else indices
-        if order.ndim != 1 or indices.ndim != 1 or indices.strides != order.strides or order.dtype.kind not in "iu":
-            return self.xp.asarray(indices)
-        if order is not self._order_host:
-            self._order_host, self._order_device = order, self.xp.asarray(order)
-        start = (indices.ctypes.data - order.ctypes.data) // order.itemsize
-        return self._order_device[start : start + indices.shape[0]]
 
     def all_finite(self, array) -> bool:
         return bool(self.xp.isfinite(array).all())
@@ -205,13 +189,17 @@ class CupyBackend(Backend):
 
     # ----- passes ------------------------------------------------------------------------------------
     def workspace(self, architecture, m, dtype):
-        return self._allocate(
-            lambda: super(CupyBackend, self).workspace(architecture, m, dtype),
-            f"the step buffers for a batch of m = {m} examples",
-            (max(architecture.layers[1:]), m),
-            dtype,
-            architecture.layers,
-        )
+        try:
+            return super().workspace(architecture, m, dtype)
+        except MemoryError as error:  # from one of its buffers: say which batch size fits instead
+            free, total = self.memory_info()
+            raise MemoryError(
+                out_of_memory_message(
+                    f"the step buffers for a batch of m = {m} examples",
+                    (bytes_per_example(architecture.layers, np.dtype(dtype).itemsize) // np.dtype(dtype).itemsize, m),
+                    dtype, free, total, architecture.layers,
+                )
+            ) from error
 
     def uses_fused(self, architecture, dtype) -> bool:
         """Whether ``loss_and_gradients`` runs this network through the fully fused kernel."""
@@ -229,7 +217,8 @@ class CupyBackend(Backend):
             free, total = self.memory_info()
             raise MemoryError(
                 out_of_memory_message(
-                    f"a training step on m = {X.shape[1]} examples", (max(architecture.layers), X.shape[1]),
+                    f"a training step on m = {X.shape[1]} examples",
+                    (bytes_per_example(architecture.layers, X.dtype.itemsize) // X.dtype.itemsize, X.shape[1]),
                     X.dtype, free, total, architecture.layers,
                 )
             ) from error
@@ -280,9 +269,22 @@ class CupyBackend(Backend):
         return loss[0]
 
     # ----- data larger than the device ---------------------------------------------------------------
-    def stream_columns(self, arrays, chunk: int, dtype) -> "ColumnStream":
-        """Iterate over column chunks of host arrays (each (rows, m)) copied to the device; see ColumnStream."""
-        return ColumnStream(self, arrays, chunk, dtype)
+    def stream_chunks(self, chunks, dtype):
+        """Host chunks (tuples of arrays, e.g. (X, Y)) as device arrays, copying the next chunk on a
+        second stream while the current one computes; the hook ``nnaccel.data.sources.device_chunks``
+        calls. Each yielded tuple is valid until the next one is asked for."""
+        return iter(ChunkStream(self, chunks, dtype))
+
+    def stream_columns(self, arrays, chunk: int, dtype):
+        """``(start, stop, device_arrays)`` for column chunks of host arrays, each (rows, m)."""
+        arrays = [np.asarray(array) for array in arrays]
+        m = arrays[0].shape[1]
+        if any(array.ndim != 2 or array.shape[1] != m for array in arrays):
+            raise ValueError("stream_columns needs 2-D arrays (rows, m) with the same number of columns m")
+        bounds = chunk_bounds(m, chunk)
+        host = (tuple(array[:, start:stop] for array in arrays) for start, stop in bounds)
+        for (start, stop), device_arrays in zip(bounds, ChunkStream(self, host, dtype)):
+            yield start, stop, list(device_arrays)
 
     def streamed_loss_and_gradients(self, architecture, params, X, Y, grads, chunk: int):
         """Gradients of the mean loss over host arrays X (n, m), Y (outputs, m) that need not fit on
@@ -307,67 +309,76 @@ class CupyBackend(Backend):
         return total
 
 
-class ColumnStream:
-    """Column chunks of host arrays, copied to the GPU on a second stream while the GPU computes.
+class ChunkStream:
+    """Host chunks copied to the GPU on a second stream while the GPU computes on the previous one.
 
-    ``for start, stop, device_arrays in ColumnStream(backend, [X, Y], chunk, dtype): ...`` yields,
-    for each chunk of at most ``chunk`` columns, C-contiguous device arrays (rows, stop - start)
-    holding columns start:stop of each host array. Two device buffers and two pinned host buffers per
-    array alternate: while the caller's work on chunk k is queued on the current stream, chunk k+1
-    is staged into pinned memory and copied on the copy stream. Events order the two streams, so the
-    host never waits for the compute stream; it waits only when the pinned buffer it is about to
-    refill is still being copied from. A yielded array is valid until the next iteration.
+    ``for arrays in ChunkStream(backend, chunks, dtype)`` takes an iterable of tuples of host arrays
+    (any shapes, e.g. (X (n, w), Y (outputs, w))) and yields tuples of C-contiguous device arrays
+    with the same values, in ``dtype``. Two slots alternate, each a pinned host buffer and a device
+    buffer per array: while the caller's work on chunk k is queued on the current stream, chunk k+1
+    is staged into pinned memory on the host and copied on the copy stream. CUDA events order the two
+    streams (a copy into a slot waits for the compute that used it; compute on a slot waits for its
+    copy), so the host never waits for the compute stream, only for the copy out of the pinned buffer
+    it is about to refill. A yielded tuple is valid until the next one is asked for.
     """
 
-    def __init__(self, backend: CupyBackend, arrays, chunk: int, dtype):
-        import cupyx
-
-        xp = backend.xp
-        self.xp = xp
-        self.arrays = [np.asarray(array) for array in arrays]
-        m = self.arrays[0].shape[1]
-        if any(array.ndim != 2 or array.shape[1] != m for array in self.arrays):
-            raise ValueError("stream_columns needs 2-D arrays (rows, m) with the same number of columns m")
-        self.bounds = chunk_bounds(m, chunk)
-        width = min(chunk, m)
+    def __init__(self, backend: CupyBackend, chunks, dtype):
+        self.backend = backend
+        self.xp = backend.xp
+        self.chunks = chunks
         self.dtype = np.dtype(dtype)
-        self.copy_stream = xp.cuda.Stream(non_blocking=True)
-        # flat buffers, so a shorter last chunk is still a contiguous (rows, width) view
-        self.pinned = [[cupyx.empty_pinned(array.shape[0] * width, self.dtype) for array in self.arrays] for _ in range(2)]
-        self.device = [
-            [backend.empty((array.shape[0] * width,), self.dtype) for array in self.arrays] for _ in range(2)
-        ]
-        self.copied = [xp.cuda.Event(disable_timing=True) for _ in range(2)]
-        self.consumed = [xp.cuda.Event(disable_timing=True) for _ in range(2)]
-
-    def __len__(self) -> int:
-        return len(self.bounds)
+        self.copy_stream = self.xp.cuda.Stream(non_blocking=True)
+        self.pinned = [[], []]  # per slot, one flat pinned buffer per array
+        self.device = [[], []]  # per slot, one flat device buffer per array
+        self.copied = [self.xp.cuda.Event(disable_timing=True) for _ in range(2)]
+        self.consumed = [self.xp.cuda.Event(disable_timing=True) for _ in range(2)]
 
     def __iter__(self):
         compute = self.xp.cuda.get_current_stream()
-        if self.bounds:
-            self._copy(0)
-        for index, (start, stop) in enumerate(self.bounds):
-            slot = index % 2
-            if index + 1 < len(self.bounds):
-                self._copy(index + 1)  # overlaps the work the caller queues on chunk `index`
+        chunks = iter(self.chunks)
+        shapes = self._stage(next(chunks, None), 0, compute)
+        slot = 0
+        while shapes is not None:
+            upcoming = self._stage(next(chunks, None), 1 - slot, compute)  # overlaps the work on this chunk
             compute.wait_event(self.copied[slot])
-            yield start, stop, [self._view(buffer, array, stop - start) for buffer, array in zip(self.device[slot], self.arrays)]
+            yield tuple(flat[: math.prod(shape)].reshape(shape) for flat, shape in zip(self.device[slot], shapes))
             self.consumed[slot].record(compute)
+            shapes, slot = upcoming, 1 - slot
 
-    @staticmethod
-    def _view(flat, array, width: int):
-        rows = array.shape[0]
-        return flat[: rows * width].reshape(rows, width)
-
-    def _copy(self, index: int) -> None:
-        start, stop = self.bounds[index]
-        slot = index % 2
-        width = stop - start
-        self.copied[slot].synchronize()  # the pinned buffer's previous copy has left it
-        for host, pinned in zip(self.arrays, self.pinned[slot]):
-            np.copyto(self._view(pinned, host, width), host[:, start:stop], casting="same_kind")
-        self.copy_stream.wait_event(self.consumed[slot])  # the compute stream is done with the device buffer
-        for host, pinned, device in zip(self.arrays, self.pinned[slot], self.device[slot]):
-            self._view(device, host, width).set(self._view(pinned, host, width), stream=self.copy_stream)
+    def _stage(self, chunk, slot: int, compute):
+        """Start copying ``chunk`` into ``slot``; return its arrays' shapes (None: no chunk)."""
+        if chunk is None:
+            return None
+        xp = self.xp
+        arrays = [np.asarray(array) for array in chunk]
+        self.copied[slot].synchronize()  # the slot's pinned buffers are no longer being copied from
+        self._reserve(slot, [array.size for array in arrays], compute)
+        shapes = [array.shape for array in arrays]
+        for array, pinned in zip(arrays, self.pinned[slot]):
+            np.copyto(pinned[: array.size].reshape(array.shape), array, casting="same_kind")
+        self.copy_stream.wait_event(self.consumed[slot])  # the compute stream is done with the slot
+        for array, pinned, device in zip(arrays, self.pinned[slot], self.device[slot]):
+            device[: array.size].set(pinned[: array.size], stream=self.copy_stream)  # async: pinned memory
         self.copied[slot].record(self.copy_stream)
+        return shapes
+
+    def _reserve(self, slot: int, sizes, compute) -> None:
+        """Grow the slot's buffers to hold arrays of ``sizes`` entries."""
+        import cupyx
+
+        pinned, device = self.pinned[slot], self.device[slot]
+        grown = False
+        for index, size in enumerate(sizes):
+            if index == len(pinned):
+                pinned.append(None)
+                device.append(None)
+            if pinned[index] is None or pinned[index].size < size:
+                pinned[index] = cupyx.empty_pinned(max(size, 1), self.dtype)
+                device[index] = self.backend.empty((max(size, 1),), self.dtype)
+                grown = True
+        if grown:
+            # A new device buffer may reuse pool memory that queued compute work still reads: the
+            # copy stream starts after everything queued so far.
+            allocated = self.xp.cuda.Event(disable_timing=True)
+            allocated.record(compute)
+            self.copy_stream.wait_event(allocated)

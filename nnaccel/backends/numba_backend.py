@@ -16,6 +16,7 @@ run. For float32 data the kernels use library-free tanh, sigmoid and cross-entro
 from __future__ import annotations
 
 import numpy as np
+from numba import parallel_chunksize
 
 from ..kernels import activations as scalar
 from ..kernels import numba_layers as layers
@@ -25,18 +26,24 @@ from .base import Workspace
 from .numpy_backend import NumpyBackend
 
 FUSED_MAX_WIDTH = 64
-BLOCK = 256  # examples per block of the fused pass
+# Threads take the parallel loops' tasks one at a time (dynamic scheduling): on a shared machine a
+# thread that loses its core does not hold the others up. Each task writes only its own outputs,
+# so the results do not depend on which thread ran it.
+DYNAMIC = 1
 
 
 class NumbaBackend(NumpyBackend):
-    """Numba CPU kernels; ``NumbaBackend(fused_max_width=0)`` forces the layer-by-layer path."""
+    """Numba CPU kernels; ``NumbaBackend(fused_max_width=0)`` forces the layer-by-layer path.
+
+    ``block`` (examples per block of the fused pass) defaults to ``numba_network.block_size``.
+    """
 
     name = "numba"
     activation_backward_into_H = True  # dA overwrites H: the layered pass needs one scratch buffer
 
-    def __init__(self, fused_max_width: int = FUSED_MAX_WIDTH, block: int = BLOCK):
+    def __init__(self, fused_max_width: int = FUSED_MAX_WIDTH, block: int | None = None):
         self.fused_max_width = int(fused_max_width)
-        self.block = int(block)
+        self.block = None if block is None else int(block)
 
     def uses_fused_pass(self, architecture: Architecture) -> bool:
         """True when every layer of ``architecture`` (input included) is narrow enough to fuse."""
@@ -75,11 +82,13 @@ class NumbaBackend(NumpyBackend):
             workspace.extra["sums"] = np.empty(max(architecture.layers[1:]))
             return workspace
         sizes, weight_offsets, bias_offsets, row_offsets, count = network.pack_layout(architecture.layers)
-        _, tasks = network.task_layout(m, self.block)
+        block = self.block or network.block_size(architecture.layers, np.dtype(dtype).itemsize)
+        _, tasks = network.task_layout(m, block)
         codes = [scalar.activation_code(name) for name in architecture.activations]
         codes.append(scalar.output_code(architecture.output))
         extra = {
             "fused": True,
+            "block": block,
             "layout": (sizes, weight_offsets, bias_offsets, row_offsets, np.asarray(codes, dtype=np.int64)),
             "theta": np.empty(count, dtype=dtype),
             "gradients": np.empty(count),
@@ -91,13 +100,29 @@ class NumbaBackend(NumpyBackend):
 
     # ----- passes ------------------------------------------------------------------------------------
     def forward_hidden(self, architecture, params, X, workspace):
+        """The layered forward pass (see ``Backend.forward_hidden``): a layer with a small inner
+        dimension (few inputs) computes act(W H + b) in one pass; the others use BLAS, then one pass
+        for the bias and activation."""
         if workspace.extra.get("fused"):
             workspace = self._layered_workspace(architecture, workspace, X.dtype)
-        return super().forward_hidden(architecture, params, X, workspace)
+        H = [X]
+        for index, (W, b) in enumerate(params[:-1]):
+            A = workspace.H[index]
+            code = scalar.activation_code(architecture.activations[index])
+            if W.shape[1] <= layers.SMALL_INNER:
+                layers.linear_activation(W, H[-1], b, A, code, _fast(A))  # H = act(W H_prev + b)
+            else:
+                np.matmul(W, H[-1], out=A)  # A = W H_prev
+                layers.bias_activation(A, b, code, _fast(A))  # H = act(A + b)
+            H.append(A)
+        W_out, _ = params[-1]
+        np.matmul(W_out, H[-1], out=workspace.output)  # A_L = W_L H_{L-1}
+        return H
 
     def forward(self, architecture, params, X, workspace):
         if not workspace.extra.get("fused"):
-            return super().forward(architecture, params, X, workspace)
+            with parallel_chunksize(DYNAMIC):
+                return super().forward(architecture, params, X, workspace)
         if "output" not in workspace.extra:
             workspace.extra["output"] = np.empty((architecture.n_outputs, X.shape[1]), dtype=X.dtype)
         out = workspace.extra["output"]
@@ -106,7 +131,8 @@ class NumbaBackend(NumpyBackend):
 
     def loss_sum(self, architecture, params, X, Y, workspace):
         if not workspace.extra.get("fused"):
-            return super().loss_sum(architecture, params, X, Y, workspace)
+            with parallel_chunksize(DYNAMIC):
+                return super().loss_sum(architecture, params, X, Y, workspace)
         return self._fused(architecture, params, X, Y, workspace, network.LOSS)
 
     def loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
@@ -119,6 +145,10 @@ class NumbaBackend(NumpyBackend):
             loss = network.sum_partials(extra["partial_gradients"], extra["partial_losses"], scale, extra["gradients"])
             _unpack(extra["gradients"], grads)
             return np.float64(loss)
+        with parallel_chunksize(DYNAMIC):
+            return self._layered_loss_and_gradients(architecture, params, X, Y, workspace, grads, scale)
+
+    def _layered_loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
         H = self.forward_hidden(architecture, params, X, workspace)
         dA = workspace.output
         loss = self.output_loss_gradient(dA, params[-1][1], Y, architecture.output)  # dA_L = H_L - Y
@@ -133,12 +163,15 @@ class NumbaBackend(NumpyBackend):
             dW *= scale
             if index == 0:
                 break
-            dH = workspace.scratch[0][: W.shape[1]]
-            np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
             code = scalar.activation_code(architecture.activations[index - 1])
-            layers.activation_backward(dH, H[index], code, sums)  # H becomes dA = dH * act'; sums = its row sums
+            if W.shape[0] <= layers.SMALL_INNER:
+                layers.backward_small_inner(W, dA, H[index], code, sums)  # H becomes dA = (W^T dA) * act'
+            else:
+                dH = workspace.scratch[0][: W.shape[1]]
+                np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
+                layers.activation_backward(dH, H[index], code, sums)  # H becomes dA = dH * act'; sums = its row sums
             _, db = grads[index - 1]
-            np.multiply(sums[: dH.shape[0], None], scale, out=db, casting="unsafe")  # db = (1/m) sum(dA)
+            np.multiply(sums[: W.shape[1], None], scale, out=db, casting="unsafe")  # db = (1/m) sum(dA)
             dA = H[index]
         return loss
 
@@ -154,22 +187,23 @@ class NumbaBackend(NumpyBackend):
         X = np.ascontiguousarray(X)
         Y = extra["unused"] if Y is None else np.ascontiguousarray(Y)
         out = extra["unused"] if out is None else out
-        network.network_pass(
-            X,
-            Y,
-            theta,
-            sizes,
-            weight_offsets,
-            bias_offsets,
-            row_offsets,
-            codes,
-            _fast(X),
-            mode,
-            self.block,
-            out,
-            extra["partial_gradients"],
-            extra["partial_losses"],
-        )
+        with parallel_chunksize(DYNAMIC):
+            network.network_pass(
+                X,
+                Y,
+                theta,
+                sizes,
+                weight_offsets,
+                bias_offsets,
+                row_offsets,
+                codes,
+                _fast(X),
+                mode,
+                extra["block"],
+                out,
+                extra["partial_gradients"],
+                extra["partial_losses"],
+            )
         return None if mode == network.FORWARD else np.float64(np.sum(extra["partial_losses"]))
 
     def _layered_workspace(self, architecture, workspace, dtype):

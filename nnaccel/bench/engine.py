@@ -11,6 +11,7 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import subprocess
@@ -59,8 +60,10 @@ def check_settings(settings: BenchSettings) -> None:
         raise ValueError("nothing to run: give at least one backend in --backends or one peer in --peers")
     if not settings.nets or not settings.m:
         raise ValueError("give at least one network in --net and one size in --m")
-    if settings.repeat < 1 or settings.warmup < 0 or settings.max_seconds <= 0:
-        raise ValueError("--repeat must be >= 1, --warmup >= 0 and --max-seconds > 0")
+    if settings.repeat < 1 or settings.warmup < 0 or not 0 < settings.max_seconds < math.inf:
+        raise ValueError("--repeat must be >= 1, --warmup >= 0 and --max-seconds a finite number > 0")
+    if settings.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {settings.seed}")
     available = available_memory()
     if available is None:
         return
@@ -92,6 +95,7 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
             unavailable[runner] = reason
             not_run.append({"backend": runner, "reason": reason})
 
+    load_before = _load_average()
     bar.update("measuring the machine's limits (GEMM, bandwidth)")
     limits_result = next(iter(run_worker({"kind": "limits", "gpu": settings.gpu_limits})))
     if limits_result["status"] != "ok":
@@ -150,7 +154,7 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
             "dtype": DTYPE.__name__,
             "lr": LEARNING_RATE,
         },
-        "machine": machine_description(limits),
+        "machine": {**machine_description(limits), "load_average": {"start": load_before, "end": _load_average()}},
         "versions": library_versions(),
         "threads": thread_counts(records),
         "limits": limits,
@@ -352,6 +356,14 @@ def thread_counts(records: list[dict]) -> dict:
         "per_runner": per_runner,
         "environment": {name: os.environ[name] for name in variables if name in os.environ},
     }
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (runnable processes), None where the system has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _version(distribution: str) -> str | None:

@@ -35,7 +35,7 @@ def save_plot(report: dict, path: str | os.PathLike) -> None:
     from ..io import atomic_write
 
     nets = report["settings"]["nets"]
-    figure = Figure(figsize=(7.0 * len(nets), 5.2), layout="constrained")
+    figure = Figure(figsize=(8.6 * len(nets), 5.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes_list = figure.subplots(1, len(nets), squeeze=False)[0]
     for axes, net in zip(axes_list, nets):
@@ -81,11 +81,13 @@ def _draw_net(axes, report: dict, net: str) -> None:
             axes.axvline(entry["m"], color="black", linestyle="-.", linewidth=1)
             axes.annotate(
                 f"GPU crossover\nm = {entry['m']:,}",
-                (entry["m"], 0.05),
+                (entry["m"], 0.97),
                 xycoords=("data", "axes fraction"),
-                xytext=(4, 0),
+                xytext=(5, 0),
                 textcoords="offset points",
+                verticalalignment="top",
                 fontsize=8,
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
             )
     axes.set_xscale("log")
     axes.set_yscale("log")
@@ -96,6 +98,7 @@ def _draw_net(axes, report: dict, net: str) -> None:
     axes.grid(True, which="major", alpha=0.4)
     axes.grid(True, which="minor", alpha=0.12)
     if records:
-        axes.legend(fontsize=9, loc="best")
+        # Beside the panel, so no line is hidden behind it.
+        axes.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     else:
         axes.text(0.5, 0.5, "no case ran", transform=axes.transAxes, ha="center")

@@ -50,7 +50,22 @@ def _header(report: dict) -> list[str]:
             f"; GPU GEMM {gpu_limits['gemm_gflops']:.0f} GFLOP/s, "
             f"GPU bandwidth {gpu_limits['stream_gbps']:.0f} GB/s"
         )
+    if machine_was_busy(machine):
+        start, end = (_one_decimal(machine["load_average"][when]) for when in ("start", "end"))
+        lines.append(
+            f"warning: other programs were running (load average {start} at the start, {end} at the end, "
+            f"on {machine['usable_cpus']} CPUs): timings are noisy and slower than on an idle machine"
+        )
     return lines
+
+
+def machine_was_busy(machine: dict) -> bool:
+    """True when other programs competed for the CPUs: a load above half the CPUs before the run
+    started, or, at its end, above what this run's own worker adds (at most one per CPU)."""
+    load = machine.get("load_average") or {}
+    cpus = machine["usable_cpus"] or 1
+    start, end = load.get("start"), load.get("end")
+    return (start is not None and start > 0.5 * cpus) or (end is not None and end > 1.5 * cpus)
 
 
 def _table(records: list[dict]) -> list[str]:
@@ -69,7 +84,7 @@ def _table(records: list[dict]) -> list[str]:
                 format_count(record["examples_per_s"]),
                 "-" if record["speedup_vs_numpy"] is None else _two_digits(record["speedup_vs_numpy"]) + "x",
                 "n/a" if record["peak_memory_bytes"] is None else format_bytes(record["peak_memory_bytes"]),
-                "-" if record["roofline_fraction"] is None else _two_digits(100 * record["roofline_fraction"]) + "%",
+                "-" if record["roofline_fraction"] is None else f"{100 * record['roofline_fraction']:.3g}%",
             ]
         )
         previous_m = record["m"]
@@ -107,6 +122,10 @@ def _notes(report: dict) -> list[str]:
     for entry in report["crossover"]:
         lines.append(f"GPU crossover for {entry['net']}: " + (f"m = {entry['m']:,}; " if entry["m"] else "none; ") + entry["note"])
     return lines
+
+
+def _one_decimal(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def _two_digits(value: float) -> str:

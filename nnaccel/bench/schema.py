@@ -81,7 +81,7 @@ JSON_SCHEMA = {
         },
         "machine": {
             "type": "object",
-            "required": ["cpu", "logical_cpus", "usable_cpus", "memory_bytes", "system", "gpu", "gpu_note"],
+            "required": ["cpu", "logical_cpus", "usable_cpus", "memory_bytes", "system", "gpu", "gpu_note", "load_average"],
         },
         "versions": {
             "type": "object",

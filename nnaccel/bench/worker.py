@@ -49,8 +49,8 @@ def run_job(job: dict) -> dict:
         return run_case(job)
     except (BackendUnavailable, RunnerUnavailable) as error:
         return {"status": "unavailable", "reason": str(error)}
-    except MemoryError:
-        return {"status": "error", "reason": f"out of memory at m={job.get('m')}"}
+    except MemoryError as error:
+        return {"status": "error", "reason": f"out of memory at m={job.get('m')}" + (f": {error}" if str(error) else "")}
     except Exception as error:  # a failing case is reported as a line, and the run goes on
         return {"status": "error", "reason": f"{type(error).__name__}: {error}"}
 

@@ -193,6 +193,9 @@ def check_settings(settings: dict) -> None:
 def check_outputs(settings: dict) -> None:
     """Every output can be written (its folder exists, it overwrites no input), before training."""
     inputs = {settings.get("data"), settings.get("resume")} - {None}
+    named = [settings.get(name) for name in ("save", "plot", "json", "checkpoint") if settings.get(name)]
+    if len(set(named)) != len(named):
+        raise ValueError("--save, --plot, --json and --checkpoint must name different files")
     for name in ("save", "plot", "json", "checkpoint"):
         path = settings.get(name)
         if path is None:
@@ -467,7 +470,8 @@ def run(args) -> int:
                 if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
                     from ..distributed import fit as distributed_fit
 
-                    fit = functools.partial(distributed_fit, network, scheduler=args.scheduler)
+                    fit = functools.partial(distributed_fit, network, scheduler=args.scheduler,
+                                            worker_backend=settings["backend"] or "auto")
                 history = fit(
                     data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
                     batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
@@ -482,6 +486,18 @@ def run(args) -> int:
         print(
             f"\nnnaccel: interrupted by {signal.Signals(number).name} in epoch {stop.epoch + 1} of {settings['epochs']}; "
             f"the state after {stop.epoch} epochs is saved in {path}. Resume with: nnaccel train --resume {path}",
+            file=sys.stderr,
+        )
+        return 128 + number
+    except KeyboardInterrupt:
+        # The signal landed between fit's clean epoch boundaries (a few bookkeeping instructions
+        # between epochs), where the parameters and the history may disagree: save nothing new.
+        number = signals.received or signal.SIGINT
+        path = settings["checkpoint"] if settings["checkpoint"] and os.path.exists(settings["checkpoint"]) else None
+        print(
+            f"\nnnaccel: interrupted by {signal.Signals(number).name} between epochs; "
+            + (f"the last checkpoint is {path}. Resume with: nnaccel train --resume {path}" if path
+               else "no checkpoint was written (use --checkpoint FILE)"),
             file=sys.stderr,
         )
         return 128 + number

@@ -136,24 +136,21 @@ class NpyFile:
                 f"describes (a {self.shape} {dtype} array); write it again"
             )
 
-    def read_columns(self, handle: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Columns start:stop of the 2-D array (rows, m), or elements start:stop of a 1-D one, read
-        from the open file descriptor ``handle`` into ``out`` (rows, stop - start) in the file's dtype."""
+    def read_columns(self, handle: int, start: int, stop: int) -> np.ndarray:
+        """Columns start:stop of the 2-D array (rows, m), or elements start:stop of a 1-D one as a
+        (1, stop - start) row, read from the open file descriptor ``handle``, in the file's dtype."""
         width = stop - start
         itemsize = self.dtype.itemsize
         if len(self.shape) == 1:
-            out = np.empty((1, width), self.dtype) if out is None else out
+            out = np.empty((1, width), self.dtype)
             _pread_into(handle, out.reshape(-1), self.offset + start * itemsize, self.path)
             return out
         rows, m = self.shape
         if self.fortran_order:  # each column is contiguous: the block is one run of bytes
             block = np.empty((width, rows), self.dtype)
             _pread_into(handle, block.reshape(-1), self.offset + start * rows * itemsize, self.path)
-            if out is None:
-                return np.ascontiguousarray(block.T)
-            out[...] = block.T
-            return out
-        out = np.empty((rows, width), self.dtype) if out is None else out
+            return np.ascontiguousarray(block.T)
+        out = np.empty((rows, width), self.dtype)
         for row in range(rows):  # row-major: one run per row
             _pread_into(handle, out[row], self.offset + (row * m + start) * itemsize, self.path)
         return out
@@ -192,9 +189,6 @@ class DataSource:
     def open(self) -> "contextlib.AbstractContextManager[Callable[[int, int], tuple]]":
         """A context whose value reads columns start:stop as (X (n, w), Y (outputs, w)) arrays."""
         raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.names[0]} and {self.names[1]}"
 
 
 def _check_pair_shapes(X_shape, Y_shape, names) -> tuple[int, int, int]:
@@ -288,9 +282,9 @@ class DaskSource(DataSource):
     process (with Dask's current scheduler) as training reaches it. Chunks join whole Dask blocks."""
 
     def __init__(self, X, Y, *, chunk_size: int | None = None, names: tuple[str, str] = ("X", "Y")):
-        self.n_features, self.n_outputs, self.m = _check_pair_shapes(X.shape, Y.shape, names)
         if any(math.isnan(size) for size in (*X.shape, *Y.shape)):
             raise ValueError("Dask arrays with unknown chunk sizes cannot be streamed; call X.compute_chunk_sizes() first")
+        self.n_features, self.n_outputs, self.m = _check_pair_shapes(X.shape, Y.shape, names)
         for array, name in ((X, names[0]), (Y, names[1])):
             if np.dtype(array.dtype).kind not in _NUMERIC_KINDS:
                 raise ValueError(f"{name} has dtype {array.dtype}; expected numbers (float32 or float64)")
@@ -386,9 +380,6 @@ class ChunkSource(DataSource):
             known = "was given as" if self._declared_m is not None else "was in the first pass"
             raise ValueError(f"the chunk iterable yielded {seen} columns in this pass, but m {known} {self.m}")
         self.m = seen
-
-    def describe(self) -> str:
-        return "the chunk iterable"
 
 
 def _chain_first(first, iterator):

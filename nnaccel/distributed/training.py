@@ -1,11 +1,12 @@
 """Data-parallel full-batch gradient descent on a Dask cluster.
 
-X and Y are chunked along m and persisted on the workers (as arrays of each worker's backend: a
-CuPy array on a GPU worker) for the whole run. Each step is one graph and one ``compute``: the
-parameters go to the workers as one small task, every chunk's gradient sum is computed where the
-chunk lives, a binary tree of additions reduces them, and the client applies one update. The
-reduction order is fixed by the graph, not by which worker ran what, so a run gives the same
-numbers whatever the cluster does, including recomputing the chunks of a worker that died.
+X and Y are chunked along m, checked, and persisted on the workers for the whole run: one (X, Y)
+pair per chunk, as arrays of each worker's backend (CuPy arrays on a GPU worker), spread evenly.
+Each step is one graph and one ``compute``: the parameters travel with the tasks, every chunk's
+gradient sum is computed where the chunk lives, a tree of additions reduces them, and the client
+applies one update. The reduction order is fixed by the graph, not by which worker ran what, so a
+run gives the same numbers whatever the cluster does, including recomputing the chunks of a
+worker that died (from their source: a file, a generator, or the array the graph holds).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .cluster import CONNECT_TIMEOUT, connect
 CHUNK_BYTES = 256 << 20
 # Inputs per node of the reduction tree: one level up to 8 chunks, two up to 64, ...
 TREE_FAN_IN = 8
+# Parameters up to this size travel inside every chunk's task; larger ones as one shared task.
+INLINE_PARAMS_BYTES = 64 << 10
 
 
 def fit(
@@ -133,44 +136,45 @@ def gradients(
 
 class DataParallel:
     """X (n, m) and Y (outputs, m), Dask arrays chunked along m only, checked and persisted on the
-    workers as ``worker_backend`` arrays; ``step`` runs one full-batch gradient-descent step."""
+    workers as ``worker_backend`` arrays, one (X, Y) pair per chunk (so a chunk's two halves live
+    on one worker), spread round-robin over the workers; ``step`` runs one full-batch step."""
 
     def __init__(self, client, network, X, Y, worker_backend: str):
+        import dask
         import distributed
 
         self.client, self.network, self.worker_backend = client, network, worker_backend
         self.architecture, self.dtype = network.architecture, network.dtype
         self.m = int(X.shape[1])
-        placed = [
-            array.map_blocks(
-                worker.place_block,
-                role,
-                self.architecture,
-                worker_backend,
-                self.dtype.name,
-                dtype=self.dtype,
-                meta=np.empty((0, 0), self.dtype),
-                name=f"nnaccel-{role}-{uuid.uuid4().hex}",  # this run's own keys: releasing them touches no other run
-            )
-            for array, role in ((X, "X"), (Y, "Y"))
-        ]
-        X_persisted, Y_persisted = client.persist(placed)
-        self._futures = distributed.futures_of(X_persisted) + distributed.futures_of(Y_persisted)
+        X_blocks = X.to_delayed().ravel().tolist()
+        Y_blocks = Y.to_delayed().ravel().tolist()
+        starts = np.cumsum((0, *X.chunks[1]))
+        workers = sorted(client.scheduler_info().get("workers", {})) or [None]
+        place = dask.delayed(worker.place_chunk, pure=False)
+        self.chunks = []
+        for index, (X_block, Y_block) in enumerate(zip(X_blocks, Y_blocks)):
+            pair = place(X_block, Y_block, self.architecture, worker_backend, self.dtype.name, int(starts[index]),
+                         dask_key_name=f"nnaccel-chunk-{index}-{uuid.uuid4().hex}")  # this run's own keys
+            # a loose restriction: balanced placement, yet any worker may recompute a lost chunk
+            target = None if workers[0] is None else [workers[index % len(workers)]]
+            self.chunks.append(client.compute(pair, workers=target, allow_other_workers=True))
         with client.as_current():
-            distributed.wait(self._futures)
-        for future in self._futures:  # a chunk that failed its checks: the check's own error
+            distributed.wait(self.chunks)
+        for future in self.chunks:  # a chunk that failed its checks: the check's own error
             if future.status == "error":
                 error = future.exception()
                 self.release()
                 raise error
-        self.X_blocks = X_persisted.to_delayed(optimize_graph=False).ravel().tolist()
-        self.Y_blocks = Y_persisted.to_delayed(optimize_graph=False).ravel().tolist()
 
     def _params(self):
-        """The network's parameters as one task (NumPy), sent once to each worker that needs them."""
+        """The network's parameters (NumPy) for this step's graph: inside each chunk's task when they
+        are small (saves a hop), else one task that each worker fetches once."""
         import dask
 
-        return dask.delayed(self.network.get_params(), name=f"nnaccel-params-{uuid.uuid4().hex}", traverse=False)
+        params = self.network.get_params()
+        if sum(W.nbytes + b.nbytes for W, b in params) <= INLINE_PARAMS_BYTES:
+            return params
+        return dask.delayed(params, name=f"nnaccel-params-{uuid.uuid4().hex}", traverse=False)
 
     def _compute(self, graph):
         future = self.client.compute(graph)
@@ -188,8 +192,8 @@ class DataParallel:
         params = self._params()
         gradient = dask.delayed(worker.chunk_gradients, pure=False)
         parts = [
-            gradient(params, X, Y, self.architecture, self.worker_backend, self.dtype.name, 1.0 / self.m)
-            for X, Y in zip(self.X_blocks, self.Y_blocks)
+            gradient(params, chunk, self.architecture, self.worker_backend, self.dtype.name, 1.0 / self.m)
+            for chunk in self.chunks
         ]
         return self._compute(tree_sum(parts, worker.add))
 
@@ -207,15 +211,12 @@ class DataParallel:
 
         params = self._params()
         loss = dask.delayed(worker.chunk_loss, pure=False)
-        parts = [
-            loss(params, X, Y, self.architecture, self.worker_backend, self.dtype.name)
-            for X, Y in zip(self.X_blocks, self.Y_blocks)
-        ]
+        parts = [loss(params, chunk, self.architecture, self.worker_backend, self.dtype.name) for chunk in self.chunks]
         return float(self._compute(tree_sum(parts, worker.add_losses))) / self.m
 
     def release(self) -> None:
         """Drop the persisted chunks from the workers."""
-        self.client.cancel(self._futures)
+        self.client.cancel(self.chunks)
 
 
 def tree_sum(parts: list, add, fan_in: int = TREE_FAN_IN) -> object:

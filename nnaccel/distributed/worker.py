@@ -19,21 +19,20 @@ _buffers = threading.local()
 _CACHED_WIDTHS = 4
 
 
-def place_block(block: np.ndarray, role: str, architecture, backend_name: str, dtype: str, block_info=None):
-    """Check one chunk of X (n, w) or Y (outputs, w) (``role`` "X" or "Y") and return it as an array
-    of the worker's backend (a CuPy array on a GPU worker), in ``dtype``."""
-    start, stop = block_info[0]["array-location"][1] if block_info else (0, block.shape[1])
-    name = f"{role} (columns {start}:{stop})"
-    if role == "X":
-        block = check_X(block, architecture, name)
-    else:
-        block = check_Y(block, architecture, block.shape[1], name)
-    return load_backend(backend_name).asarray(block, np.dtype(dtype))
+def place_chunk(X: np.ndarray, Y: np.ndarray, architecture, backend_name: str, dtype: str, start: int) -> tuple:
+    """Check one chunk, X (n, w) and Y (outputs, w) starting at column ``start``, and return it as
+    a pair of the worker's backend arrays (CuPy arrays on a GPU worker) in ``dtype``."""
+    where = f" (columns {start}:{start + X.shape[1]})"
+    X = check_X(X, architecture, "X" + where)
+    Y = check_Y(Y, architecture, X.shape[1], "Y" + where)
+    backend = load_backend(backend_name)
+    return backend.asarray(X, np.dtype(dtype)), backend.asarray(Y, np.dtype(dtype))
 
 
-def chunk_gradients(params: list, X, Y, architecture, backend_name: str, dtype: str, scale: float) -> tuple:
-    """(summed loss, [(dW, db)] as NumPy arrays) of one chunk X (n, w), Y (outputs, w) at ``params``
-    [(W, b)] (NumPy), the gradients multiplied by ``scale`` (1/m for the whole dataset's mean)."""
+def chunk_gradients(params: list, chunk: tuple, architecture, backend_name: str, dtype: str, scale: float) -> tuple:
+    """(summed loss, [(dW, db)] as NumPy arrays) of one chunk (X (n, w), Y (outputs, w)) at
+    ``params`` [(W, b)] (NumPy), the gradients multiplied by ``scale`` (1/m for the mean loss)."""
+    X, Y = chunk
     backend = load_backend(backend_name)
     dtype = np.dtype(dtype)
     params = [(backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in params]
@@ -43,8 +42,9 @@ def chunk_gradients(params: list, X, Y, architecture, backend_name: str, dtype: 
     return backend.to_float(loss), [(backend.to_numpy(dW), backend.to_numpy(db)) for dW, db in grads]
 
 
-def chunk_loss(params: list, X, Y, architecture, backend_name: str, dtype: str) -> float:
-    """The summed loss of one chunk at ``params`` (NumPy [(W, b)])."""
+def chunk_loss(params: list, chunk: tuple, architecture, backend_name: str, dtype: str) -> float:
+    """The summed loss of one chunk (X, Y) at ``params`` (NumPy [(W, b)])."""
+    X, Y = chunk
     backend = load_backend(backend_name)
     dtype = np.dtype(dtype)
     params = [(backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in params]

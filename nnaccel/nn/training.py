@@ -1,7 +1,8 @@
 """Gradient-descent training: full batch or seeded mini-batches, L1/L2, validation, divergence guard.
 
 The loop reads one number from the backend per epoch (the epoch's loss), so on a GPU nothing
-synchronises inside a step.
+synchronises inside a step. Data given as a source (files, zarr or Dask arrays, chunk iterables;
+see ``nnaccel.data.sources``) is read chunk by chunk along m, so memory is bounded by the chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import TrainingDiverged, TrainingInterrupted
 from ..data.sources import (
     DataSource,
     as_source,
@@ -27,6 +27,7 @@ from ..data.sources import (
     host_chunks,
     prefetch,
 )
+from ..errors import TrainingDiverged, TrainingInterrupted
 from .validation import check_non_negative, check_positive, check_X, check_Y
 
 
@@ -187,10 +188,11 @@ def _mini_batch_epoch(network, X, Y, order: np.ndarray, batch: int, grads, lr, l
     backend = network.backend
     architecture = network.architecture
     m = X.shape[1]
+    order = backend.indices(order)  # one host-to-device copy per epoch
     total = 0.0
     for start in range(0, m, batch):
         indices = order[start : start + batch]
-        size = len(indices)
+        size = indices.shape[0]
         workspace = network._workspace(size)
         if "X_batch" not in workspace.extra:
             workspace.extra["X_batch"] = backend.empty((X.shape[0], size), network.dtype)
