@@ -6,8 +6,8 @@
    update; data already on the backend) at m = 1e6 and 1e7: Numba backend vs NumPy backend
    (target >= 10x examples/s) vs PyTorch CPU (target >= 8x; the faster of an autograd step and a
    hand-written backprop step, with torch using every CPU). The contenders run in turns within each
-   round; a ratio is taken per round and the median over rounds is reported, so load from other
-   processes hits all contenders alike.
+   round (each an untimed step, then a timed one); a ratio is taken per round and the median over
+   rounds is reported, so load from other processes hits all contenders alike.
 2. Peak memory of a training run (``Network.fit``, 3 epochs, full batch) at m = 1e7, in a fresh
    subprocess: peak resident set size (VmHWM) against 2 x (bytes of X and Y) + 150 MB. Both the
    absolute peak and the peak above the process's size after its imports are reported.
@@ -150,6 +150,14 @@ def time_once(step) -> float:
     return time.perf_counter() - started
 
 
+def time_settled(step) -> float:
+    """One untimed step, then one timed: the untimed one absorbs the previous contender's thread
+    pools still spinning (OpenBLAS and OpenMP workers busy-wait for a while after their work), so
+    each contender is timed as it runs when it trains alone."""
+    step()
+    return time_once(step)
+
+
 def gemm_rate(size: int = 2048) -> float:
     """float32 FLOP/s of a large square np.matmul (best of 3)."""
     A = np.random.default_rng(0).random((size, size), dtype=np.float32)
@@ -182,7 +190,7 @@ def throughput(m: int, rounds: int, with_torch: bool) -> dict:
     times = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            times[name].append(time_once(step))
+            times[name].append(time_settled(step))
     record = {"m": m, "examples_per_s": {name: m / statistics.median(values) for name, values in times.items()}}
     record["numba_over_numpy"] = statistics.median(b / a for a, b in zip(times["numba"], times["numpy"]))
     torch_names = [name for name in steps if name.startswith("torch")]
@@ -230,8 +238,8 @@ def gemm_floor(m: int, rounds: int) -> dict:
     numba_times, numpy_times, floors, rates = [], [], [], []
     for _ in range(rounds):
         rate = gemm_rate()
-        numba_times.append(time_once(steps["numba"]))
-        numpy_times.append(time_once(steps["numpy"]))
+        numba_times.append(time_settled(steps["numba"]))
+        numpy_times.append(time_settled(steps["numpy"]))
         rates.append(rate)
         floors.append(flops / rate)
     return {

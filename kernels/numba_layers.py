@@ -79,70 +79,71 @@ HALF = act.HALF  # a float32 constant: keeps the float32 sigmoid in float32
 
 # ----- one row segment at a time: the branch on the activation sits outside each inner loop ----------
 @numba.njit(**OPTIONS)
-def activate_row(row, start, stop, bias, code, fast):
-    """In place: row[start:stop] = act(row[start:stop] + bias); row is a 1-D view."""
+def activate_row(row, bias, code, fast):
+    """In place: row = act(row + bias); row is a 1-D view (its loops start at 0, so LLVM knows
+    every index is non-negative, skips Numba's wraparound check and vectorises)."""
     if code == TANH:
         if fast:
-            for j in range(start, stop):
+            for j in range(row.size):
                 row[j] = tanh_rational(row[j] + bias)
         else:
-            for j in range(start, stop):
+            for j in range(row.size):
                 row[j] = tanh(row[j] + bias)
     elif code == SIGMOID:
         if fast:
-            for j in range(start, stop):
+            for j in range(row.size):
                 row[j] = HALF + HALF * tanh_rational(HALF * (row[j] + bias))  # (1 + tanh(a/2)) / 2
         else:
-            for j in range(start, stop):
+            for j in range(row.size):
                 row[j] = sigmoid(row[j] + bias)
     elif code == RELU:
-        for j in range(start, stop):
+        for j in range(row.size):
             row[j] = relu(row[j] + bias)
     elif code == LEAKY_RELU:
-        for j in range(start, stop):
+        for j in range(row.size):
             row[j] = leaky_relu(row[j] + bias)
     elif code == ELU:
-        for j in range(start, stop):
+        for j in range(row.size):
             row[j] = elu(row[j] + bias)
     elif code == SELU:
-        for j in range(start, stop):
+        for j in range(row.size):
             row[j] = selu(row[j] + bias)
     else:
-        for j in range(start, stop):
+        for j in range(row.size):
             row[j] = identity(row[j] + bias)
 
 
 @numba.njit(**SUM_OPTIONS)
-def derivative_row(dH, H, start, stop, code):
-    """In place over H[start:stop]: H becomes dA = dH * act'(A), act' written from H; returns the
-    sum of those dA entries (float64). dH and H are 1-D views."""
+def derivative_row(dH, H, code):
+    """In place: H becomes dA = dH * act'(A), act' written from H; returns the sum of dA (float64).
+    dH and H are 1-D views of the same length."""
     total = 0.0
     if code == TANH:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * tanh_derivative(H[j])
             total += H[j]
     elif code == SIGMOID:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * sigmoid_derivative(H[j])
             total += H[j]
     elif code == RELU:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * relu_derivative(H[j])
             total += H[j]
     elif code == LEAKY_RELU:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * leaky_relu_derivative(H[j])
             total += H[j]
     elif code == ELU:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * elu_derivative(H[j])
             total += H[j]
     elif code == SELU:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * selu_derivative(H[j])
             total += H[j]
     else:
-        for j in range(start, stop):
+        for j in range(H.size):
             H[j] = dH[j] * identity_derivative(H[j])
             total += H[j]
     return total
@@ -182,19 +183,25 @@ def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
 def _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser):
     """shift[j] = max over classes of a = A + bias; normaliser[j] = log(sum(e^(a - shift))) for the
     columns a_col:a_col+width of rows a_row:a_row+classes (float64 scratch vectors)."""
+    first = A[a_row, a_col : a_col + width]
     for j in range(width):
-        shift[j] = A[a_row, a_col + j] + bias[bias_index]
+        shift[j] = first[j] + bias[bias_index]
     for i in range(1, classes):
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
         for j in range(width):
-            shift[j] = max(shift[j], A[a_row + i, a_col + j] + bias[bias_index + i])
+            shift[j] = max(shift[j], row[j] + b)
     for j in range(width):
         normaliser[j] = 0.0
     for i in range(classes):
-        for j in range(width):
-            if fast:
-                normaliser[j] += exp_negative(shift[j] - (A[a_row + i, a_col + j] + bias[bias_index + i]))
-            else:
-                normaliser[j] += math.exp((A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j])
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
+        if fast:
+            for j in range(width):
+                normaliser[j] += exp_negative(shift[j] - (row[j] + b))  # e^(a - max a)
+        else:
+            for j in range(width):
+                normaliser[j] += math.exp((row[j] + b) - shift[j])
     for j in range(width):
         normaliser[j] = math.log(normaliser[j])
 
@@ -207,15 +214,19 @@ def softmax_block(A, a_row, a_col, bias, bias_index, Y, y_col, classes, width, f
     _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser)
     loss = 0.0
     for i in range(classes):
+        row = A[a_row + i, a_col : a_col + width]
+        labels = Y[i, y_col : y_col + width]
+        b = bias[bias_index + i]
         for j in range(width):
-            shifted = (A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j]  # a - max a
-            y = Y[i, y_col + j]
-            loss += softmax_cross_entropy(shifted, normaliser[j], y)
-            if fast:
-                h = exp_negative(normaliser[j] - shifted)
-            else:
-                h = softmax_probability(shifted, normaliser[j])
-            A[a_row + i, a_col + j] = h - y
+            shifted = (row[j] + b) - shift[j]  # a - max a
+            loss += softmax_cross_entropy(shifted, normaliser[j], labels[j])
+            row[j] = shifted - normaliser[j]  # log h
+        if fast:
+            for j in range(width):
+                row[j] = exp_negative(-row[j]) - labels[j]  # dA = h - y
+        else:
+            for j in range(width):
+                row[j] = math.exp(row[j]) - labels[j]
     return loss
 
 
@@ -224,9 +235,10 @@ def softmax_forward_block(A, a_row, a_col, bias, bias_index, classes, width, shi
     """Softmax in place: A[a_row:a_row+classes, a_col:a_col+width] (W H without the bias) becomes H."""
     _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, False, shift, normaliser)
     for i in range(classes):
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
         for j in range(width):
-            shifted = (A[a_row + i, a_col + j] + bias[bias_index + i]) - shift[j]
-            A[a_row + i, a_col + j] = softmax_probability(shifted, normaliser[j])
+            row[j] = softmax_probability((row[j] + b) - shift[j], normaliser[j])
 
 
 # ----- sums of a few rows: W H and W^T dA when the inner dimension is small --------------------------
@@ -271,7 +283,52 @@ def combine_rows(out, theta, weight_index, weight_stride, count, source, source_
         t += 1
 
 
+@numba.njit(**SUM_OPTIONS)
+def add_products(gradients, index, dA, source, source_row, source_col, count, width):
+    """gradients[index + t] += sum_j dA[j] source[source_row + t, source_col + j] for t < count
+    (one row of dW = dA H_prev^T), four sums per pass over dA; the block's sums in the data's
+    dtype, added to the float64 gradients."""
+    t = 0
+    while t + 4 <= count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        x2 = source[source_row + t + 2, source_col : source_col + width]
+        x3 = source[source_row + t + 3, source_col : source_col + width]
+        total0 = dA[0] * x0[0]
+        total1 = dA[0] * x1[0]
+        total2 = dA[0] * x2[0]
+        total3 = dA[0] * x3[0]
+        for j in range(1, width):
+            total0 += dA[j] * x0[j]
+            total1 += dA[j] * x1[j]
+            total2 += dA[j] * x2[j]
+            total3 += dA[j] * x3[j]
+        gradients[index + t] += total0
+        gradients[index + t + 1] += total1
+        gradients[index + t + 2] += total2
+        gradients[index + t + 3] += total3
+        t += 4
+    while t < count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        total0 = dA[0] * x0[0]
+        for j in range(1, width):
+            total0 += dA[j] * x0[j]
+        gradients[index + t] += total0
+        t += 1
+
+
 # ----- whole-array kernels over (row, column tile) tasks ----------------------------------------------
+@numba.njit(**OPTIONS)
+def sum_in_order(values):
+    """The sum of a 1-D array, first to last. A separate (serial) function: inside a parallel=True
+    function Numba would turn ``np.sum`` into a parallel reduction whose order depends on the
+    number of threads."""
+    total = 0.0
+    for index in range(values.size):
+        total += values[index]
+    return total
+
+
 @numba.njit(**OPTIONS)
 def _tiles(m):
     return (m + COLUMNS - 1) // COLUMNS
@@ -284,7 +341,7 @@ def bias_activation(A, b, code, fast):
     tiles = _tiles(m)
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
-        activate_row(A[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), b[i, 0], code, fast)
+        activate_row(A[i, tile * COLUMNS : (tile + 1) * COLUMNS], b[i, 0], code, fast)
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -296,9 +353,10 @@ def activation_backward(dH, H, code, sums):
     partial = np.empty(p * tiles)
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
-        partial[task] = derivative_row(dH[i], H[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), code)
+        columns = slice(tile * COLUMNS, (tile + 1) * COLUMNS)
+        partial[task] = derivative_row(dH[i, columns], H[i, columns], code)
     for i in range(p):
-        sums[i] = np.sum(partial[i * tiles : (i + 1) * tiles])
+        sums[i] = sum_in_order(partial[i * tiles : (i + 1) * tiles])
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -315,13 +373,13 @@ def output_loss_gradient(A, b, Y, code, fast):
             shift = np.empty(stop - start)
             normaliser = np.empty(stop - start)
             partial[tile] = softmax_block(A, 0, start, bias, 0, Y, start, p, stop - start, fast, shift, normaliser)
-        return np.sum(partial)
+        return sum_in_order(partial)
     partial = np.empty(p * tiles)
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
         start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
         partial[task] = output_row(A, i, start, b[i, 0], Y, i, start, stop - start, code, fast)
-    return np.sum(partial)
+    return sum_in_order(partial)
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -340,13 +398,13 @@ def output_activation(A, b, code, fast):
     hidden_code = SIGMOID if code == OUTPUT_SIGMOID else IDENTITY
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
-        activate_row(A[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS), b[i, 0], hidden_code, fast)
+        activate_row(A[i, tile * COLUMNS : (tile + 1) * COLUMNS], b[i, 0], hidden_code, fast)
 
 
 @numba.njit(**SUM_OPTIONS)
-def _row_segment_sum(row, start, stop):
+def _row_sum(row):
     total = 0.0
-    for j in range(start, stop):
+    for j in range(row.size):
         total += row[j]
     return total
 
@@ -359,9 +417,9 @@ def row_sums(dA, out):
     partial = np.empty(p * tiles)
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
-        partial[task] = _row_segment_sum(dA[i], tile * COLUMNS, min(m, (tile + 1) * COLUMNS))
+        partial[task] = _row_sum(dA[i, tile * COLUMNS : (tile + 1) * COLUMNS])
     for i in range(p):
-        out[i, 0] = np.sum(partial[i * tiles : (i + 1) * tiles])
+        out[i, 0] = sum_in_order(partial[i * tiles : (i + 1) * tiles])
 
 
 @numba.njit(**OPTIONS)
@@ -391,11 +449,11 @@ def linear_activation(W, H_previous, b, A, code, fast):
     weights = W.reshape(-1)
     tiles = _tiles(m)
     for task in prange(p * tiles):
-        i, tile = task // tiles, task % tiles
+        tile, i = task // p, task % p  # consecutive tasks share a tile of H_previous (in cache)
         start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
         row = A[i, start:stop]
         combine_rows(row, weights, i * W.shape[1], 1, W.shape[1], H_previous, 0, start, stop - start)  # A = W H
-        activate_row(row, 0, stop - start, b[i, 0], code, fast)  # H = act(A + b)
+        activate_row(row, b[i, 0], code, fast)  # H = act(A + b)
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -408,10 +466,145 @@ def backward_small_inner(W, dA, H, code, sums):
     tiles = _tiles(m)
     partial = np.empty(q * tiles)
     for task in prange(q * tiles):
-        k, tile = task // tiles, task % tiles
+        tile, k = task // q, task % q  # consecutive tasks share a tile of dA (in cache)
         start, stop = tile * COLUMNS, min(m, (tile + 1) * COLUMNS)
         dH = np.empty(stop - start, dtype=H.dtype)
         combine_rows(dH, weights, k, q, p, dA, 0, start, stop - start)  # dH = W^T dA, row k
-        partial[task] = derivative_row(dH, H[k, start:stop], 0, stop - start, code)  # dA = dH * act'
+        partial[task] = derivative_row(dH, H[k, start:stop], code)  # dA = dH * act'
     for k in range(q):
-        sums[k] = np.sum(partial[k * tiles : (k + 1) * tiles])
+        total = 0.0
+        for tile in range(tiles):
+            total += partial[tile * q + k]
+        sums[k] = total
+
+
+# ----- the output layer, when it is narrow: one pass over H_{L-1} -----------------------------------
+# With few outputs (p_L <= SMALL_INNER) the output layer's products are bound by reading H_{L-1}
+# (p_{L-1}, m), not by arithmetic: BLAS runs A_L = W_L H_{L-1} and dW_L = dA_L H_{L-1}^T at a small
+# fraction of its peak, and dH_{L-1} = W_L^T dA_L is yet another pass. ``output_layer_pass`` does all
+# of the output layer, and the previous layer's act', for one tile of columns while that tile of
+# H_{L-1} is in cache: it reads H_{L-1} from memory once and writes dA_{L-1} over it.
+def output_tile_columns(rows: int, itemsize: int) -> int:
+    """Columns per tile of ``output_layer_pass``: the largest of 1024, 512, ..., 64 whose tile of
+    H_{L-1} (rows, columns) fits in 512 KiB (the core's L2 cache). A function of the shape only."""
+    columns = 1024
+    while columns > 64 and rows * columns * itemsize > 512 * 1024:
+        columns //= 2
+    return columns
+
+
+@numba.njit(**SUM_OPTIONS)
+def _multiply_tile(A, weights, H, start, width):
+    """A[:, :width] = W H[:, start:start+width], W (p, q) row-major in ``weights``. H's rows are read
+    four at a time, each group updating every row of A (which stays in L1). Blocking two rows of A
+    per pass would save loads, but LLVM then needs more runtime overlap checks between the views
+    than it allows and stops vectorising."""
+    p = A.shape[0]
+    q = H.shape[0]
+    for i in range(p):
+        row = A[i, :width]
+        for j in range(width):
+            row[j] = 0.0
+    t = 0
+    while t < q:
+        if t + 4 <= q:
+            x0 = H[t, start : start + width]
+            x1 = H[t + 1, start : start + width]
+            x2 = H[t + 2, start : start + width]
+            x3 = H[t + 3, start : start + width]
+            for i in range(p):
+                row = A[i, :width]
+                w0, w1, w2, w3 = weights[i * q + t], weights[i * q + t + 1], weights[i * q + t + 2], weights[i * q + t + 3]
+                for j in range(width):
+                    row[j] += (w0 * x0[j] + w1 * x1[j]) + (w2 * x2[j] + w3 * x3[j])
+            t += 4
+        else:
+            x0 = H[t, start : start + width]
+            for i in range(p):
+                row = A[i, :width]
+                w0 = weights[i * q + t]
+                for j in range(width):
+                    row[j] += w0 * x0[j]
+            t += 1
+
+
+@numba.njit(**SUM_OPTIONS)
+def _add_tile_products(sums, dA, H, start, width):
+    """sums[i q + k] += sum_j dA[i, j] H[k, start + j] for every i < p, k < q (dW = dA H^T for a
+    tile), H's rows read four at a time, once each."""
+    p = dA.shape[0]
+    q = H.shape[0]
+    t = 0
+    while t < q:
+        if t + 4 <= q:
+            x0 = H[t, start : start + width]
+            x1 = H[t + 1, start : start + width]
+            x2 = H[t + 2, start : start + width]
+            x3 = H[t + 3, start : start + width]
+            for i in range(p):
+                d = dA[i, :width]
+                total0 = d[0] * x0[0]
+                total1 = d[0] * x1[0]
+                total2 = d[0] * x2[0]
+                total3 = d[0] * x3[0]
+                for j in range(1, width):
+                    total0 += d[j] * x0[j]
+                    total1 += d[j] * x1[j]
+                    total2 += d[j] * x2[j]
+                    total3 += d[j] * x3[j]
+                sums[i * q + t] += total0
+                sums[i * q + t + 1] += total1
+                sums[i * q + t + 2] += total2
+                sums[i * q + t + 3] += total3
+            t += 4
+        else:
+            x0 = H[t, start : start + width]
+            for i in range(p):
+                d = dA[i, :width]
+                total0 = d[0] * x0[0]
+                for j in range(1, width):
+                    total0 += d[j] * x0[j]
+                sums[i * q + t] += total0
+            t += 1
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def output_layer_pass(W, b, H, Y, output_code, fast, hidden_code, backward, columns, partial, partial_losses):
+    """The output layer's forward, loss and backward over H = H_{L-1} (q, m), tile by tile.
+
+    W (p, q), b (p, 1), Y (p, m). For tile t (columns t*columns onwards): partial_losses[t] = its
+    summed loss; partial[t] (p q + p + q,) float64 = its dW_L = dA_L H^T (row-major), db_L = sum(dA_L)
+    and, when ``backward``, the sums of dA_{L-1}. When ``backward``, H becomes dA_{L-1} =
+    (W^T dA_L) * act'(H) with act' of ``hidden_code``; otherwise (H is X) H is left unchanged.
+    """
+    q, m = H.shape
+    p = W.shape[0]
+    weights = W.reshape(-1)
+    bias = b.reshape(-1)
+    tiles = (m + columns - 1) // columns
+    for tile in prange(tiles):
+        start = tile * columns
+        width = min(columns, m - start)
+        A = np.empty((p, columns), dtype=H.dtype)
+        dH = np.empty(columns, dtype=H.dtype)
+        shift = np.empty(columns)
+        normaliser = np.empty(columns)
+        sums = partial[tile]
+        for index in range(sums.size):
+            sums[index] = 0.0
+        _multiply_tile(A, weights, H, start, width)  # A_L = W_L H
+        # the loss, and A becomes dA_L = H_L - Y
+        if output_code == OUTPUT_SOFTMAX:
+            partial_losses[tile] = softmax_block(A, 0, 0, bias, 0, Y, start, p, width, fast, shift, normaliser)
+        else:
+            loss = 0.0
+            for i in range(p):
+                loss += output_row(A, i, 0, bias[i], Y, i, start, width, output_code, fast)
+            partial_losses[tile] = loss
+        _add_tile_products(sums, A, H, start, width)  # dW_L = dA_L H^T
+        for i in range(p):
+            sums[p * q + i] = _row_sum(A[i, :width])  # db_L = sum(dA_L)
+        if backward:
+            for k in range(q):
+                combine_rows(dH[:width], weights, k, q, p, A, 0, 0, width)  # dH = W_L^T dA_L, row k
+                sums[p * q + p + k] = derivative_row(dH[:width], H[k, start : start + width], hidden_code)  # dA = dH * act'

@@ -37,6 +37,7 @@ from .numba_layers import (
     OUTPUT_SIGMOID,
     SUM_OPTIONS,
     activate_row,
+    add_products,
     combine_rows,
     derivative_row,
     output_row,
@@ -88,43 +89,9 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 
 
 # The per-block loops are bound by loads and stores (the data is in L1), not by arithmetic, so they
-# take up to four rows per pass (``combine_rows`` and ``_add_products``). Inner loops index 1-D
+# take up to four rows per pass (``combine_rows`` and ``add_products``). Inner loops index 1-D
 # views with the bare loop variable: Numba's negative-index wraparound check on an index such as
 # ``column + j`` would turn each contiguous vector load into a gather.
-@numba.njit(**SUM_OPTIONS)
-def _add_products(gradients, index, dA, source, source_row, source_col, count, width):
-    """gradients[index + t] += sum_j dA[j] source[source_row + t, source_col + j] for t < count
-    (one row of dW = dA H_prev^T), four sums per pass over dA; the block's sums in the data's
-    dtype, added to the float64 gradients."""
-    t = 0
-    while t + 4 <= count:
-        x0 = source[source_row + t, source_col : source_col + width]
-        x1 = source[source_row + t + 1, source_col : source_col + width]
-        x2 = source[source_row + t + 2, source_col : source_col + width]
-        x3 = source[source_row + t + 3, source_col : source_col + width]
-        total0 = dA[0] * x0[0]
-        total1 = dA[0] * x1[0]
-        total2 = dA[0] * x2[0]
-        total3 = dA[0] * x3[0]
-        for j in range(1, width):
-            total0 += dA[j] * x0[j]
-            total1 += dA[j] * x1[j]
-            total2 += dA[j] * x2[j]
-            total3 += dA[j] * x3[j]
-        gradients[index + t] += total0
-        gradients[index + t + 1] += total1
-        gradients[index + t + 2] += total2
-        gradients[index + t + 3] += total3
-        t += 4
-    while t < count:
-        x0 = source[source_row + t, source_col : source_col + width]
-        total0 = dA[0] * x0[0]
-        for j in range(1, width):
-            total0 += dA[j] * x0[j]
-        gradients[index + t] += total0
-        t += 1
-
-
 @numba.njit(**SUM_OPTIONS)
 def _sum(x, width):
     total = x[0]
@@ -148,7 +115,7 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             else:
                 combine_rows(H[row], theta, weight_index, 1, fan_in, H, row_offsets[layer - 1], 0, width)  # A = W H
             if layer < depth - 1:
-                activate_row(H[row], 0, width, theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
+                activate_row(H[row, :width], theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -187,7 +154,7 @@ def network_pass(
                     row = output_row_offset + i
                     if output_code != OUTPUT_SOFTMAX:
                         hidden_code = SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY
-                        activate_row(H[row], 0, width, theta[output_bias + i], hidden_code, fast)
+                        activate_row(H[row, :width], theta[output_bias + i], hidden_code, fast)
                     target = out[i, start : start + width]
                     for j in range(width):
                         target[j] = H[row, j]
@@ -211,15 +178,15 @@ def network_pass(
                     gradients[bias_offsets[layer] + i] += _sum(dA, width)  # db = sum(dA)
                     weight_index = weight_offsets[layer] + i * fan_in
                     if layer == 0:
-                        _add_products(gradients, weight_index, dA, X, 0, start, fan_in, width)  # dW = dA X^T
+                        add_products(gradients, weight_index, dA, X, 0, start, fan_in, width)  # dW = dA X^T
                     else:
-                        _add_products(gradients, weight_index, dA, H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
+                        add_products(gradients, weight_index, dA, H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
                 if layer == 0:
                     break
                 for k in range(fan_in):
                     # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
                     combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-                    derivative_row(dH, H[row_offsets[layer - 1] + k], 0, width, codes[layer - 1])
+                    derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1])
         partial_losses[task] = loss
         if mode == GRADIENTS:
             for index in range(theta.size):

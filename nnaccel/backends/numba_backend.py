@@ -15,17 +15,31 @@ run. For float32 data the kernels use library-free tanh, sigmoid and cross-entro
 
 from __future__ import annotations
 
-import numpy as np
-from numba import parallel_chunksize
+import os
 
-from ..kernels import activations as scalar
-from ..kernels import numba_layers as layers
-from ..kernels import numba_network as network
-from ..nn.architecture import Architecture
-from .base import Workspace
-from .numpy_backend import NumpyBackend
+# libgomp (Numba's "omp" threading layer) keeps idle workers busy-waiting for about 300,000 spins
+# (several ms) after every parallel loop; on a machine with few cores they take the cores from the
+# OpenBLAS GEMM that follows in the layered pass (measured on 2 cores: layered steps 3-40% slower).
+# A short spin still keeps back-to-back kernels fast (mini-batches). libgomp reads this when Numba
+# starts its threads (the first parallel call), so it is set here, and only if the user has set
+# neither variable.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "3000"
 
-FUSED_MAX_WIDTH = 64
+import numpy as np  # noqa: E402
+from numba import parallel_chunksize  # noqa: E402
+
+from ..kernels import activations as scalar  # noqa: E402
+from ..kernels import numba_layers as layers  # noqa: E402
+from ..kernels import numba_network as network  # noqa: E402
+from ..nn.architecture import Architecture  # noqa: E402
+from .base import Workspace  # noqa: E402
+from .numpy_backend import NumpyBackend  # noqa: E402
+
+# Widest layer (input included) for the fully fused pass. Measured on 2 cores, float32, m = 2e5:
+# fused 1.5-2x faster than layered at 16-32 units; from about 40 units the layered pass (BLAS) is
+# as fast or faster, except for some deeper networks.
+FUSED_MAX_WIDTH = 32
 # Threads take the parallel loops' tasks one at a time (dynamic scheduling): on a shared machine a
 # thread that loses its core does not hold the others up. Each task writes only its own outputs,
 # so the results do not depend on which thread ran it.
@@ -105,6 +119,13 @@ class NumbaBackend(NumpyBackend):
         for the bias and activation."""
         if workspace.extra.get("fused"):
             workspace = self._layered_workspace(architecture, workspace, X.dtype)
+        H = self._hidden_layers(architecture, params, X, workspace)
+        W_out, _ = params[-1]
+        np.matmul(W_out, H[-1], out=workspace.output)  # A_L = W_L H_{L-1}
+        return H
+
+    def _hidden_layers(self, architecture, params, X, workspace) -> list:
+        """[X, H_1, ..., H_{L-1}], the hidden layers' outputs in the workspace's buffers."""
         H = [X]
         for index, (W, b) in enumerate(params[:-1]):
             A = workspace.H[index]
@@ -115,8 +136,6 @@ class NumbaBackend(NumpyBackend):
                 np.matmul(W, H[-1], out=A)  # A = W H_prev
                 layers.bias_activation(A, b, code, _fast(A))  # H = act(A + b)
             H.append(A)
-        W_out, _ = params[-1]
-        np.matmul(W_out, H[-1], out=workspace.output)  # A_L = W_L H_{L-1}
         return H
 
     def forward(self, architecture, params, X, workspace):
@@ -149,14 +168,23 @@ class NumbaBackend(NumpyBackend):
             return self._layered_loss_and_gradients(architecture, params, X, Y, workspace, grads, scale)
 
     def _layered_loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
-        H = self.forward_hidden(architecture, params, X, workspace)
-        dA = workspace.output
-        loss = self.output_loss_gradient(dA, params[-1][1], Y, architecture.output)  # dA_L = H_L - Y
-        _, db = grads[-1]
-        layers.row_sums(dA, db)  # db_L = sum(dA_L, axis=1)
-        db *= scale
+        H = self._hidden_layers(architecture, params, X, workspace)
+        W_out, b_out = params[-1]
+        if W_out.shape[0] <= layers.SMALL_INNER:
+            # a narrow output layer: one pass over H_{L-1} does the output layer and leaves dA_{L-1}
+            loss = self._narrow_output_layer(architecture, params, H[-1], Y, workspace, grads, scale)
+            dA = H[-1]
+            first = architecture.depth - 2
+        else:
+            dA = workspace.output
+            np.matmul(W_out, H[-1], out=dA)  # A_L = W_L H_{L-1}
+            loss = self.output_loss_gradient(dA, b_out, Y, architecture.output)  # dA_L = H_L - Y
+            _, db = grads[-1]
+            layers.row_sums(dA, db)  # db_L = sum(dA_L, axis=1)
+            db *= scale
+            first = architecture.depth - 1
         sums = workspace.extra["sums"]
-        for index in reversed(range(architecture.depth)):
+        for index in range(first, -1, -1):
             W, _ = params[index]
             dW, _ = grads[index]
             np.matmul(dA, H[index].T, out=dW)  # dW = (1/m) dA H_prev^T
@@ -174,6 +202,32 @@ class NumbaBackend(NumpyBackend):
             np.multiply(sums[: W.shape[1], None], scale, out=db, casting="unsafe")  # db = (1/m) sum(dA)
             dA = H[index]
         return loss
+
+    def _narrow_output_layer(self, architecture, params, H, Y, workspace, grads, scale):
+        """``output_layer_pass`` over H = H_{L-1} (q, m): fills dW_L, db_L and db_{L-1}, and H
+        becomes dA_{L-1} (unless H is X); returns the summed loss."""
+        W_out, b_out = params[-1]
+        p, q = W_out.shape
+        backward = architecture.depth > 1
+        key = ("output pass", p, q)
+        if key not in workspace.extra:
+            columns = layers.output_tile_columns(q, H.dtype.itemsize)
+            tiles = -(-workspace.m // columns)
+            workspace.extra[key] = (columns, np.empty((tiles, p * q + p + q)), np.empty(tiles), np.empty(p * q + p + q))
+        columns, partial, partial_losses, totals = workspace.extra[key]
+        hidden_code = scalar.activation_code(architecture.activations[-1]) if backward else scalar.IDENTITY
+        output_code = scalar.output_code(architecture.output)
+        layers.output_layer_pass(
+            W_out, b_out, H, Y, output_code, _fast(H), hidden_code, backward, columns, partial, partial_losses
+        )
+        loss = network.sum_partials(partial, partial_losses, scale, totals)  # tile sums, in tile order
+        dW, db = grads[-1]
+        dW[...] = totals[: p * q].reshape(p, q)  # dW_L = (1/m) dA_L H_{L-1}^T
+        db[...] = totals[p * q : p * q + p].reshape(p, 1)  # db_L = (1/m) sum(dA_L)
+        if backward:
+            _, db_previous = grads[-2]
+            db_previous[...] = totals[p * q + p :].reshape(q, 1)  # db_{L-1} = (1/m) sum(dA_{L-1})
+        return np.float64(loss)
 
     # ----- helpers -----------------------------------------------------------------------------------
     def _fused(self, architecture, params, X, Y, workspace, mode, out=None):
@@ -249,4 +303,5 @@ def threading_report() -> dict:
         "threading_layer": numba.threading_layer(),
         "threads": numba.get_num_threads(),
         "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
     }

@@ -23,6 +23,7 @@ from typing import Iterator
 
 from ..backends import BACKEND_NAMES, unavailable_reason
 from . import roofline
+from .contention import CpuShare
 from .memory import available_memory
 from .progress import Progress
 from .runners import DTYPE, LEARNING_RATE
@@ -96,6 +97,8 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
             not_run.append({"backend": runner, "reason": reason})
 
     load_before = _load_average()
+    cpu_share = CpuShare()
+    cpu_share.start()
     bar.update("measuring the machine's limits (GEMM, bandwidth)")
     limits_result = next(iter(run_worker({"kind": "limits", "gpu": settings.gpu_limits})))
     if limits_result["status"] != "ok":
@@ -154,7 +157,11 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
             "dtype": DTYPE.__name__,
             "lr": LEARNING_RATE,
         },
-        "machine": {**machine_description(limits), "load_average": {"start": load_before, "end": _load_average()}},
+        "machine": {
+            **machine_description(limits),
+            "load_average": {"start": load_before, "end": _load_average()},
+            "others_cpu_share": cpu_share.others(),
+        },
         "versions": library_versions(),
         "threads": thread_counts(records),
         "limits": limits,

@@ -9,6 +9,7 @@ from ..io import atomic_write
 
 COLUMNS = ("m", "backend", "step (median", "± IQR/2)", "examples/s", "vs numpy", "peak memory", "roofline")
 RIGHT_ALIGNED = {0, 2, 3, 4, 5, 6, 7}
+BUSY_SHARE = 0.1  # other programs using more of the CPUs than this make the table say so
 
 
 def format_table(report: dict) -> str:
@@ -51,21 +52,25 @@ def _header(report: dict) -> list[str]:
             f"GPU bandwidth {gpu_limits['stream_gbps']:.0f} GB/s"
         )
     if machine_was_busy(machine):
-        start, end = (_one_decimal(machine["load_average"][when]) for when in ("start", "end"))
-        lines.append(
-            f"warning: other programs were running (load average {start} at the start, {end} at the end, "
-            f"on {machine['usable_cpus']} CPUs): timings are noisy and slower than on an idle machine"
+        share = machine.get("others_cpu_share")
+        load = machine.get("load_average") or {}
+        what = (
+            f"other programs used {100 * share:.0f}% of the CPUs during this run"
+            if share is not None
+            else f"the load average was {_one_decimal(load.get('start'))} at the start of this run"
         )
+        lines.append(f"warning: {what}: timings are noisy, multithreaded ones most, and slower than on an idle machine")
     return lines
 
 
 def machine_was_busy(machine: dict) -> bool:
-    """True when other programs competed for the CPUs: a load above half the CPUs before the run
-    started, or, at its end, above what this run's own worker adds (at most one per CPU)."""
-    load = machine.get("load_average") or {}
-    cpus = machine["usable_cpus"] or 1
-    start, end = load.get("start"), load.get("end")
-    return (start is not None and start > 0.5 * cpus) or (end is not None and end > 1.5 * cpus)
+    """True when other programs used more than 10% of the CPUs during the run; where that was not
+    measured, when the load average before the run exceeded half the CPUs."""
+    share = machine.get("others_cpu_share")
+    if share is not None:
+        return share > BUSY_SHARE
+    start = (machine.get("load_average") or {}).get("start")
+    return start is not None and start > 0.5 * (machine["usable_cpus"] or 1)
 
 
 def _table(records: list[dict]) -> list[str]:

@@ -81,7 +81,11 @@ JSON_SCHEMA = {
         },
         "machine": {
             "type": "object",
-            "required": ["cpu", "logical_cpus", "usable_cpus", "memory_bytes", "system", "gpu", "gpu_note", "load_average"],
+            "properties": {"others_cpu_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
+            "required": [
+                "cpu", "logical_cpus", "usable_cpus", "memory_bytes", "system", "gpu", "gpu_note", "load_average",
+                "others_cpu_share",
+            ],
         },
         "versions": {
             "type": "object",
