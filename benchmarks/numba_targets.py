@@ -31,19 +31,12 @@ import time
 
 import numpy as np
 
+from nnaccel.bench.memory import resident_bytes
+
 MIB = 2**20
 
 
 # ----- helpers ---------------------------------------------------------------------------------------
-def resident_bytes() -> tuple[int, int]:
-    """(current, peak) resident set size of this process, from /proc (Linux)."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def xor_data(m: int, seed: int = 0):

@@ -18,18 +18,9 @@ import json
 import subprocess
 import sys
 
+from nnaccel.bench.memory import resident_bytes
+
 LAYERS = [2, 6, 6, 1]
-
-
-def _resident_bytes() -> tuple[int, int]:
-    """(current, peak) resident set size of this process, from /proc (Linux)."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def measure(m: int, repeat: int) -> dict:
@@ -43,7 +34,7 @@ def measure(m: int, repeat: int) -> dict:
     from nnaccel.nn.training import full_batch_step
 
     network = nna.Network(LAYERS, activation="tanh", output="sigmoid", backend="numpy", dtype="float32")
-    baseline, _ = _resident_bytes()
+    baseline, _ = resident_bytes()
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2, m), dtype=np.float32)
@@ -60,9 +51,9 @@ def measure(m: int, repeat: int) -> dict:
         full_batch_step(network, X, Y, grads, lr=0.1)
         backend.synchronize()
         times.append(time.perf_counter() - started)
-    _, step_peak = _resident_bytes()
+    _, step_peak = resident_bytes()
     network.fit(X, Y, epochs=1, lr=0.1)
-    _, fit_peak = _resident_bytes()
+    _, fit_peak = resident_bytes()
     step_s = statistics.median(times)
     return {
         "backend": "numpy",

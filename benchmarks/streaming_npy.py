@@ -25,18 +25,9 @@ import subprocess
 import sys
 import time
 
+from nnaccel.bench.memory import resident_bytes
+
 LAYERS = [2, 6, 6, 1]
-
-
-def resident_bytes() -> tuple[int, int]:
-    """(current, peak) resident set size of this process, from /proc (Linux)."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def drop_from_page_cache(paths) -> None:

@@ -1,4 +1,4 @@
-"""The CuPy backend's fused elementwise kernels: CUDA C in ``kernels/cuda/layers.cu``.
+"""The CuPy backend's fused elementwise kernels: CUDA C in ``kernels/cuda_layers.cu``.
 
 ``layers_source()`` is the complete source (the activation codes and constants prepended as
 #defines from the one place each is defined), which CuPy compiles with NVRTC through
@@ -20,7 +20,7 @@ from nnaccel.nn import activations as constants
 
 from . import activations as scalar
 
-SOURCE_PATH = Path(__file__).with_name("cuda") / "layers.cu"
+SOURCE_PATH = Path(__file__).with_name("cuda_layers.cu")
 THREADS = 256  # NNACCEL_THREADS in layers.cu
 # Arguments go to the kernels as NumPy scalars of the exact C type (long long, int, T).
 # Grid-stride kernels use at most this many blocks along x, so the loss has at most this many

@@ -10,23 +10,7 @@ import pytest
 
 import nnaccel as nna
 from nnaccel.data.playground import expand_features
-
-
-
-def cli(*arguments) -> tuple[int, str, str]:
-    """Run ``nnaccel`` in this process: (exit status, stdout, stderr)."""
-    import contextlib
-    import io
-
-    from nnaccel.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(argument) for argument in arguments])
-        except SystemExit as stop:
-            code = stop.code
-    return code, out.getvalue(), err.getvalue()
+from support import cli
 
 
 def write_csv(path, header, rows):

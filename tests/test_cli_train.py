@@ -10,20 +10,7 @@ import pytest
 import nnaccel as nna
 from nnaccel.cli.main import main
 from nnaccel.data.playground import expand_features, make_dataset, train_test_split
-
-
-def cli(*arguments) -> tuple[int, str, str]:
-    """Run ``nnaccel`` in this process: (exit status, stdout, stderr)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(argument) for argument in arguments])
-        except SystemExit as stop:  # argparse's usage errors
-            code = stop.code
-    return code, out.getvalue(), err.getvalue()
+from support import cli
 
 
 def train(tmp_path, *arguments, name="model") -> tuple[dict, list, str, str]:

@@ -1,4 +1,4 @@
-"""The CuPy backend's CUDA C kernels (kernels/cuda/layers.cu), proven without a GPU.
+"""The CuPy backend's CUDA C kernels (kernels/cuda_layers.cu), proven without a GPU.
 
 ``nvcc`` (on this machine at /usr/local/bin/nvcc) compiles the exact source CuPy compiles at run
 time, for sm_90. Then the same source is built into a host library: its math functions are

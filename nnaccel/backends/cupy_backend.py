@@ -2,7 +2,7 @@
 
 Matmuls go to cuBLAS (``cupy.matmul`` into the step's buffers); bias + activation, activation
 derivative x upstream gradient, output loss + gradient and the parameter update are fused CUDA C
-kernels (``kernels/cuda/layers.cu``); a network small enough for registers runs forward, loss and
+kernels (``kernels/cuda_layers.cu``); a network small enough for registers runs forward, loss and
 backward in one fully fused numba.cuda kernel (``kernels/cuda_fused.py``). Parameters, buffers and
 data stay on the device, memory comes from CuPy's memory pool, and nothing in a step copies to the
 host or synchronises: the loss comes back as a device scalar that the caller reads when it wants

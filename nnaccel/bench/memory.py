@@ -62,6 +62,11 @@ class HostPeak:
         return max(0, _status_kilobytes("VmHWM") * 1024 - self.baseline)
 
 
+def resident_bytes() -> tuple[int, int]:
+    """(current, peak) resident set size of this process in bytes, from /proc (Linux only)."""
+    return _status_kilobytes("VmRSS") * 1024, _status_kilobytes("VmHWM") * 1024
+
+
 def _status_kilobytes(field: str) -> int:
     with open(f"/proc/{os.getpid()}/status") as handle:
         for line in handle:

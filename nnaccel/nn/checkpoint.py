@@ -16,14 +16,9 @@ previous file whole.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..io import atomic_write
 from .network import Network, read_model_file
 
 CHECKPOINT_FORMAT = "nnaccel-checkpoint"
@@ -41,29 +36,20 @@ class SavedModel:
 
 def save(path: str | os.PathLike, network: Network, *, pipeline: dict | None = None, training: dict | None = None) -> None:
     """Write ``network`` with its records to one ``.npz`` file, atomically."""
-    arrays = {"config": np.array(json.dumps(network.config()))}
-    for index, (W, b) in enumerate(network.get_params()):
-        arrays[f"W{index}"], arrays[f"b{index}"] = W, b
+    records = {}
     if pipeline is not None:
-        arrays["pipeline"] = np.array(json.dumps(pipeline))
+        records["pipeline"] = pipeline
     if training is not None:
-        arrays["training"] = np.array(json.dumps({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **training}))
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+        records["training"] = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **training}
+    network.save(path, records)
 
 
 def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> SavedModel:
     """Read a file written by ``save`` or ``Network.save``; with ``checkpoint=True`` it must hold
     the training record. Any other file is a ValueError naming it."""
     path = os.fspath(path)
-    config, params = read_model_file(path)
-    records = {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            for name in ("pipeline", "training"):
-                records[name] = json.loads(str(archive[name])) if name in archive.files else None
-    except (zipfile.BadZipFile, EOFError, KeyError, OSError, ValueError) as error:
-        raise ValueError(f"{path!r} is not a readable nnaccel model file (truncated or corrupt: {error})") from error
-    training = records["training"]
+    config, params, records = read_model_file(path, ("pipeline", "training"))
+    training = records.get("training")
     if training is not None and training.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path!r} has a training record nnaccel does not recognise")
     if training is not None and training.get("version", 0) > CHECKPOINT_VERSION:
@@ -73,13 +59,5 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
             f"{path!r} is a model file without training state, not a checkpoint; "
             "write checkpoints with nnaccel train --checkpoint FILE"
         )
-    network = Network(
-        config["layers"],
-        config["activations"] if config["activations"] else "tanh",
-        config["output"],
-        seed=config.get("seed", 0),
-        backend=backend,
-        dtype=config["dtype"],
-    )
-    network.set_params(params)
-    return SavedModel(network, records["pipeline"], training)
+    network = Network.from_config(config, params, backend)
+    return SavedModel(network, records.get("pipeline"), training)

@@ -254,17 +254,30 @@ class Network:
             "seed": self.seed,
         }
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the network to one ``.npz`` file, atomically (an interrupted save leaves the old file)."""
+    def save(self, path: str | os.PathLike, records: dict | None = None) -> None:
+        """Write the network to one ``.npz`` file, atomically (an interrupted save leaves the old file).
+
+        ``records`` maps names to JSON-serialisable dicts stored beside the parameters (the CLI
+        keeps its preprocessing and training state there); ``read_model_file`` returns them.
+        """
         arrays = {"config": np.array(json.dumps(self.config()))}
         for index, (W, b) in enumerate(self.get_params()):
             arrays[f"W{index}"], arrays[f"b{index}"] = W, b
+        for name, record in (records or {}).items():
+            if name == "config" or name[:1] in ("W", "b") and name[1:].isdigit():
+                raise ValueError(f"record name {name!r} is reserved for the network itself")
+            arrays[name] = np.array(json.dumps(record))
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> "Network":
         """Read a network written by ``save``, onto ``backend`` (None: the current backend)."""
-        config, params = read_model_file(path)
+        config, params, _ = read_model_file(path)
+        return cls.from_config(config, params, backend)
+
+    @classmethod
+    def from_config(cls, config: dict, params: list, backend: str | Backend | None = None) -> "Network":
+        """A network from ``config()`` and ``get_params()``-shaped parameters."""
         network = cls(
             config["layers"],
             config["activations"] if config["activations"] else "tanh",
@@ -277,8 +290,9 @@ class Network:
         return network
 
 
-def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
-    """(config, params) from an nnaccel ``.npz`` model file, or a ValueError naming the file."""
+def read_model_file(path: str | os.PathLike, record_names=()) -> tuple[dict, list, dict]:
+    """(config, params, records) from an nnaccel ``.npz`` model file, or a ValueError naming the
+    file. ``records`` holds each of ``record_names`` that the file has (see ``Network.save``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
@@ -295,6 +309,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
                 raise ValueError(f"{path!r} was written by a newer nnaccel (format {config['version']}); upgrade nnaccel")
             depth = len(config["layers"]) - 1
             params = [(archive[f"W{index}"], archive[f"b{index}"]) for index in range(depth)]
+            records = {name: json.loads(str(archive[name])) for name in record_names if name in archive.files}
     # zipfile and np.load raise many types for a damaged archive (a flipped flag bit gives
     # NotImplementedError or RuntimeError, a damaged stream zlib.error or struct.error)
     except (
@@ -306,4 +321,4 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list]:
         if str(error).startswith(repr(path)):
             raise
         raise ValueError(f"{path!r} is not a readable nnaccel model file ({error})") from error
-    return config, params
+    return config, params, records
