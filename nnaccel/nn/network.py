@@ -210,7 +210,9 @@ class Network:
         shuffle: bool = True,
         seed: int = 0,
         progress: bool = False,
-        **resume,
+        start_epoch: int = 0,
+        history: dict | None = None,
+        on_epoch_end=None,
     ) -> dict:
         """Gradient descent on X (n, m), Y (outputs, m); returns {"loss": [...], "val_loss": [...]}.
 
@@ -225,6 +227,11 @@ class Network:
         paths, arrays from ``np.load(path, mmap_mode="r")``, zarr or Dask arrays, a
         ``nnaccel.data`` source (Y None), or an iterable of (X_chunk, Y_chunk) pairs (Y None; a
         function returning a fresh one for several epochs). ``validation`` takes the same forms.
+
+        Checkpointing: ``on_epoch_end(epoch, history)`` is called after each epoch; Ctrl-C raises
+        ``TrainingInterrupted`` (its ``epoch`` and ``history``) with the network back at that
+        epoch's start; ``fit(..., start_epoch=e, history=h)`` resumes, and since epoch e's batches
+        depend only on (seed, e), ends with the parameters of an uninterrupted run.
         """
         return training.fit(
             self,
@@ -239,7 +246,9 @@ class Network:
             shuffle=shuffle,
             seed=seed,
             progress=progress,
-            **resume,
+            start_epoch=start_epoch,
+            history=history,
+            on_epoch_end=on_epoch_end,
         )
 
     # ----- files -----------------------------------------------------------------------------------
