@@ -423,7 +423,7 @@ def test_write_playground_npy_checks_everything_before_writing(tmp_path):
     for kwargs, message in (
         ({"name": "moons"}, "unknown dataset"),
         ({"features": ["x9"]}, "unknown feature"),
-        ({"dtype": "int8"}, "float32 or float64"),
+        ({"dtype": "int8"}, "unsupported dtype 'int8'; expected one of float32, float64"),
         ({"samples": 1}, "at least 2"),
         ({"noise": 3.0}, "fraction"),
     ):

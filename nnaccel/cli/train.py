@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.pipeline import Pipeline, build_pipeline, class_indices
-from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, make_dataset, train_test_split
+from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
 from ..errors import TrainingInterrupted
 from ..io import atomic_write
 from ..nn.activations import HIDDEN_ACTIVATIONS
@@ -117,10 +117,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_features(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in FEATURES]
-    if unknown or not names:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'} in --features; choose from {', '.join(FEATURES)}")
+    names = check_features([name.strip() for name in text.split(",") if name.strip()], " in --features")
     if len(set(names)) != len(names):
         raise ValueError(f"--features lists a feature twice: {text!r}")
     return names

@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from .playground import DATASETS, FEATURES, expand_features, make_dataset
+from ..nn.validation import resolve_dtype
+from .playground import check_dataset, check_features, expand_features, make_dataset
 
 DEFAULT_CHUNK = 1 << 20
 
@@ -43,25 +44,14 @@ def playground_chunk(
 
 def check_arguments(name: str, samples, noise: float, features, dtype, chunk_size) -> tuple[list[str], np.dtype]:
     """Check everything before any byte is written; returns (features, dtype)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    check_dataset(name, noise)
     for value, label in ((samples, "samples"), (chunk_size, "chunk_size")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{label} must be a positive integer; got {value!r}")
     if samples < 2:
         raise ValueError(f"samples must be at least 2; got {samples}")
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"noise must be a fraction in [0, 1] (the Playground's 0-50 % is 0-0.5); got {noise!r}")
-    features = [features] if isinstance(features, str) else list(features)
-    unknown = [feature for feature in features if feature not in FEATURES]
-    if unknown or not features:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(FEATURES)}")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+    features = check_features(features)
+    dtype = resolve_dtype(dtype)
     return features, dtype
 
 

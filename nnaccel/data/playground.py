@@ -16,14 +16,31 @@ DATASETS = CLASSIFICATION + REGRESSION
 FEATURES = ("x1", "x2", "x1sq", "x2sq", "x1x2", "sinx1", "sinx2")
 
 
-def make_dataset(name: str, samples: int = 500, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(X (2, samples), Y (1, samples)) for one of DATASETS, float64."""
+def check_dataset(name: str, noise: float) -> None:
+    """A known dataset name and a noise fraction in [0, 1], or a ValueError saying which is wrong."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
-        raise ValueError(f"samples must be an integer >= 2; got {samples!r}")
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a fraction in [0, 1] (the Playground's 0-50 % is 0-0.5); got {noise!r}")
+
+
+def check_features(features, where: str = "") -> list[str]:
+    """``features`` as a non-empty list of known feature names; ``where`` names the caller's
+    argument in the error (e.g. " in --features")."""
+    features = [features] if isinstance(features, str) else list(features)
+    unknown = [name for name in features if name not in FEATURES]
+    if unknown or not features:
+        raise ValueError(
+            f"unknown feature(s) {', '.join(unknown) or '(none given)'}{where}; choose from {', '.join(FEATURES)}"
+        )
+    return features
+
+
+def make_dataset(name: str, samples: int = 500, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(X (2, samples), Y (1, samples)) for one of DATASETS, float64."""
+    check_dataset(name, noise)
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2; got {samples!r}")
     rng = np.random.default_rng(seed)
     x, y, label = _GENERATORS[name](rng, int(samples), noise)
     return np.stack([x, y]), label.reshape(1, -1)
@@ -120,10 +137,7 @@ def train_test_split(X: np.ndarray, Y: np.ndarray, ratio: float = 0.5, seed: int
 
 def expand_features(X: np.ndarray, features) -> np.ndarray:
     """The Playground's input features of the points X (2, m): (len(features), m)."""
-    features = list(features)
-    unknown = [name for name in features if name not in FEATURES]
-    if unknown or not features:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(FEATURES)}")
+    features = check_features(features)
     x1, x2 = X[0], X[1]
     table = {
         "x1": lambda: x1,
