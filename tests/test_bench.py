@@ -253,3 +253,15 @@ def test_cpu_share_of_other_programs_sees_a_competing_process():
     spinner.wait()
     # One busy process of 1.0 s in 1.2 s of wall time is 1/1.2/cpus of the machine; others may add more.
     assert measured >= 0.6 / os.cpu_count()
+
+
+def test_cpu_triad_falls_back_to_numpy_when_numba_is_missing(monkeypatch):
+    """Without Numba the triad runs as two NumPy passes, and still checks its own result."""
+    import sys
+
+    from nnaccel.bench import limits
+
+    monkeypatch.setitem(sys.modules, "nnaccel.bench.triad_kernel", None)  # import raises ImportError
+    result = limits.cpu_triad(elements=1 << 16, runs=2)
+    assert "NumPy" in result["stream_method"]
+    assert result["stream_gbps"] > 0

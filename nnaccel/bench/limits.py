@@ -77,7 +77,7 @@ def cpu_triad(elements: int = CPU_TRIAD_ELEMENTS, runs: int = TRIAD_RUNS) -> dic
 
         def one_pass():
             np.multiply(c, 3.0, out=a)
-            a += b
+            np.add(a, b, out=a)  # not `a += b`: that would make `a` local to this function
 
     one_pass()  # warm-up: compiles the kernel, touches every page
     best = min(_seconds(one_pass) for _ in range(runs))
