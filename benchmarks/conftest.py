@@ -15,8 +15,9 @@ import os
 
 import pytest
 
-from nnaccel.backends import BACKEND_NAMES, unavailable_reason
+from nnaccel.backends import BACKEND_NAMES
 from nnaccel.bench.spec import parse_nets
+from support import skip_gpu_items_without_cuda
 
 # network -> the m values it is timed at
 SIZES = {"2-6-6-1": [10_000, 100_000, 1_000_000], "784-256-10": [1_000, 10_000]}
@@ -47,10 +48,4 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = unavailable_reason("cupy")
-    if reason is None:
-        return
-    skip = pytest.mark.skip(reason=f"needs a CUDA GPU: {reason}")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    skip_gpu_items_without_cuda(items)

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import nnaccel as nna
 from nnaccel.backends import BACKEND_NAMES, unavailable_reason
+from support import skip_gpu_items_without_cuda
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = unavailable_reason("cupy")
-    if reason is None:
-        return
-    skip = pytest.mark.skip(reason=f"needs a CUDA GPU: {reason}")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    skip_gpu_items_without_cuda(items)
 
 
 def _backend_params():

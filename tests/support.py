@@ -17,3 +17,19 @@ def cli(*arguments) -> tuple[int, str, str]:
         except SystemExit as stop:
             code = stop.code
     return code, out.getvalue(), err.getvalue()
+
+
+def skip_gpu_items_without_cuda(items) -> None:
+    """Mark every collected test that carries the ``gpu`` marker as skipped, with the reason,
+    when CuPy cannot run here (used by tests/ and benchmarks/ conftests)."""
+    import pytest
+
+    from nnaccel.backends import unavailable_reason
+
+    reason = unavailable_reason("cupy")
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA GPU: {reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

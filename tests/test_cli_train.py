@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import nnaccel as nna
-from nnaccel.cli.main import main
 from nnaccel.data.playground import expand_features, make_dataset, train_test_split
 from support import cli
 

@@ -349,7 +349,6 @@ class ChunkStream:
         """Start copying ``chunk`` into ``slot``; return its arrays' shapes (None: no chunk)."""
         if chunk is None:
             return None
-        xp = self.xp
         arrays = [np.asarray(array) for array in chunk]
         self.copied[slot].synchronize()  # the slot's pinned buffers are no longer being copied from
         self._reserve(slot, [array.size for array in arrays], compute)
