@@ -29,8 +29,8 @@ import subprocess
 import sys
 import time
 
+import nnaccel  # noqa: F401  before NumPy, as the nnaccel command does: it sets OpenBLAS's busy-wait (nnaccel/threads.py)
 import numpy as np
-
 from nnaccel.bench.memory import resident_bytes
 
 MIB = 2**20

@@ -44,12 +44,14 @@ The constants (leaky slope 0.01, elu alpha 1, selu alpha and scale) are those of
 
 Constants: those that float32 represents exactly (0, 1/2, 1, elu's alpha) are float32-typed, so float32
 arithmetic stays float32 and float64 arithmetic is unchanged; the others (leaky slope, selu) are
-doubles. Three more functions are library-free stand-ins that a CPU compiler can vectorise
+doubles. Four more functions are library-free stand-ins that a CPU compiler can vectorise
 (``math.tanh``, ``math.exp`` and ``math.log1p`` are scalar libm calls): ``tanh_rational`` (float32
-constants, error below 4e-7 relative), ``exp_negative`` (e^-x for x >= 0) and ``log1p_unit``
-(log(1 + t) on [0, 1]); the CPU kernels use them for float32 data only (sigmoid as
-(1 + tanh(a/2)) / 2, the binary cross-entropy as max(a, 0) - a y + log1p_unit(exp_negative(|a|))),
-and the exact functions for float64.
+constants, error below 4e-7 relative), ``exp_negative`` (e^-x for x >= 0, double precision),
+``exp_negative_float32`` and ``log1p_unit_float32`` (log(1 + t) on [0, 1]), both in float32 within
+2e-7 relative. The CPU kernels use them for float32 data only: with t = e^-|a|, sigmoid(a) is
+1 / (1 + t) for a >= 0 and t / (1 + t) below (no cancellation, so accurate far into both tails),
+the binary cross-entropy max(a, 0) - a y + log1p_unit_float32(t), softmax's exponentials
+exp_negative; float64 uses the exact functions.
 """
 
 from __future__ import annotations
@@ -240,26 +242,40 @@ def exp_negative(x):
     return e * e
 
 
-def log1p_unit(t):
-    """log(1 + t) for 0 <= t <= 1, relative error below 1e-11 (double-precision arithmetic).
+_LOG2_E = np.float32(1.4426950408889634)
+_LN2_HIGH = np.float32(0.693145751953125)  # ln 2 in 16 significant bits: k * _LN2_HIGH is exact
+_LN2_LOW = np.float32(1.4286067653302226e-06)  # ln 2 - _LN2_HIGH
+_EXP_CLAMP = np.float32(87.0)  # e^-87 is still a normal float32
+_EXP_TAYLOR = tuple(np.float32(1.0 / math.factorial(k)) for k in range(8))
+_ATANH_SERIES = tuple(np.float32(1.0 / (2 * k + 1)) for k in range(8))
 
-    log(1 + t) = 2 atanh(s) with s = t / (2 + t) <= 1/3: the odd series 2 (s + s^3/3 + ...).
+
+def exp_negative_float32(x):
+    """e^-x for x >= 0 in float32 arithmetic, within 2e-7 relative (x > 87 is taken as 87).
+
+    e^-x = 2^-k e^r with k the integer nearest x log2(e) and r = k ln 2 - x in [-ln2/2, ln2/2]
+    (Cody-Waite: ln 2 in two parts, so r is accurate); e^r by its degree-7 Taylor polynomial; 2^-k
+    by writing the exponent bits of a float32 directly (``view``: NumPy's and Numba's, not CUDA's).
     """
-    s = t / (2.0 + t)
+    x = min(x, _EXP_CLAMP)
+    k = np.int32(x * _LOG2_E + HALF)  # x >= 0, so truncation rounds to the nearest integer
+    kf = np.float32(k)
+    r = (kf * _LN2_HIGH - x) + kf * _LN2_LOW
+    c0, c1, c2, c3, c4, c5, c6, c7 = _EXP_TAYLOR
+    e_r = ((((((c7 * r + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+    return e_r * np.int32((127 - k) << 23).view(np.float32)
+
+
+def log1p_unit_float32(t):
+    """log(1 + t) for 0 <= t <= 1 in float32 arithmetic, within 2e-7 relative.
+
+    log(1 + t) = 2 atanh(s) with s = t / (2 + t) <= 1/3: the odd series 2 (s + s^3/3 + ... + s^15/15).
+    """
+    s = t / (np.float32(2.0) + t)
     s2 = s * s
-    series = 1.0 / 23.0
-    series = series * s2 + 1.0 / 21.0
-    series = series * s2 + 1.0 / 19.0
-    series = series * s2 + 1.0 / 17.0
-    series = series * s2 + 1.0 / 15.0
-    series = series * s2 + 1.0 / 13.0
-    series = series * s2 + 1.0 / 11.0
-    series = series * s2 + 1.0 / 9.0
-    series = series * s2 + 1.0 / 7.0
-    series = series * s2 + 1.0 / 5.0
-    series = series * s2 + 1.0 / 3.0
-    series = series * s2 + 1.0
-    return 2.0 * s * series
+    d0, d1, d2, d3, d4, d5, d6, d7 = _ATANH_SERIES
+    series = ((((((d7 * s2 + d6) * s2 + d5) * s2 + d4) * s2 + d3) * s2 + d2) * s2 + d1) * s2 + d0
+    return np.float32(2.0) * s * series
 
 
 # ----- output layers ---------------------------------------------------------------------------------

@@ -30,10 +30,12 @@ from . import activations as act
 
 # error_model="numpy": division gives inf/nan instead of a Python-style ZeroDivisionError check,
 # which would stop LLVM from vectorising any loop with a division in it.
-OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
-# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes),
-# and contraction fuses multiply-adds; only the functions that return a sum get these flags (sums
-# over a tile then differ from a sequential sum in the last bits, the same on every run).
+# Contraction fuses a * b + c into one FMA instruction (one rounding instead of two): half the
+# arithmetic of the products and polynomials, and the same result on every run.
+OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True, "fastmath": {"contract"}}
+# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes);
+# only the functions that return a sum get it (sums over a tile then differ from a sequential sum
+# in the last bits, the same on every run).
 SUM_OPTIONS = dict(OPTIONS, fastmath={"reassoc", "contract", "nsz"})
 COLUMNS = 8192  # columns per tile of an elementwise kernel
 
@@ -58,7 +60,8 @@ identity = _jit(act.identity)
 identity_derivative = _jit(act.identity_derivative)
 tanh_rational = _jit(act.tanh_rational)
 exp_negative = _jit(act.exp_negative)
-log1p_unit = _jit(act.log1p_unit)
+exp_negative_float32 = _jit(act.exp_negative_float32)
+log1p_unit_float32 = _jit(act.log1p_unit_float32)
 sigmoid_cross_entropy = _jit(act.sigmoid_cross_entropy)
 half_squared_error = _jit(act.half_squared_error)
 softmax_probability = _jit(act.softmax_probability)
@@ -74,7 +77,14 @@ SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, IDENTITY = (
     act.IDENTITY,
 )
 OUTPUT_SIGMOID, OUTPUT_IDENTITY, OUTPUT_SOFTMAX = act.OUTPUT_SIGMOID, act.OUTPUT_IDENTITY, act.OUTPUT_SOFTMAX
-HALF = act.HALF  # a float32 constant: keeps the float32 sigmoid in float32
+HALF, ZERO, ONE = act.HALF, act.ZERO, act.ONE  # float32 constants: keep float32 arithmetic in float32
+
+
+@numba.njit(inline="always", **OPTIONS)
+def sigmoid_from_exp(a, t):
+    """sigmoid(a) from t = e^-|a|: 1 / (1 + t) for a >= 0, t / (1 + t) below; no cancellation in
+    either tail (float32 kernels, with t from ``exp_negative_float32``)."""
+    return (ONE if a >= ZERO else t) / (ONE + t)
 
 
 # ----- one row segment at a time: the branch on the activation sits outside each inner loop ----------
@@ -92,7 +102,8 @@ def activate_row(row, bias, code, fast):
     elif code == SIGMOID:
         if fast:
             for j in range(row.size):
-                row[j] = HALF + HALF * tanh_rational(HALF * (row[j] + bias))  # (1 + tanh(a/2)) / 2
+                a = row[j] + bias
+                row[j] = sigmoid_from_exp(a, exp_negative_float32(abs(a)))
         else:
             for j in range(row.size):
                 row[j] = sigmoid(row[j] + bias)
@@ -161,9 +172,9 @@ def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
             for j in range(width):
                 a = row[j] + bias
                 y = labels[j]
-                # BCE from a: max(a, 0) - a y + log(1 + e^-|a|), the last term in double precision
-                loss += max(a, 0.0) - a * y + log1p_unit(exp_negative(abs(a)))
-                row[j] = (HALF + HALF * tanh_rational(HALF * a)) - y  # dA = sigmoid(a) - y
+                t = exp_negative_float32(abs(a))
+                loss += max(a, ZERO) - a * y + log1p_unit_float32(t)  # BCE = max(a, 0) - a y + log(1 + e^-|a|)
+                row[j] = sigmoid_from_exp(a, t) - y  # dA = sigmoid(a) - y
         else:
             for j in range(width):
                 a = row[j] + bias

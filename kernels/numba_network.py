@@ -18,9 +18,10 @@ buffer, writes them to its own row of ``partial_gradients`` and its loss to ``pa
 the caller sums those rows in order after the parallel loop. So the results are the same from run
 to run and for any ``NUMBA_NUM_THREADS``.
 
-Precision. Products are summed over a block in the data's dtype, the blocks and tasks in float64.
-For float32 data (``fast``) tanh, sigmoid and the cross-entropy use the library-free functions of
-``kernels/activations.py``; float64 uses the exact ones.
+Precision. Products are summed over a block in the data's dtype (a hidden layer's db in float64,
+summed while its dA is formed), the blocks and tasks in float64. For float32 data (``fast``) tanh,
+sigmoid and the cross-entropy use the library-free float32 functions of ``kernels/activations.py``;
+float64 uses the exact ones.
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
     return per_task, (m + per_task - 1) // per_task
 
 
-# The per-block loops are bound by loads and stores (the data is in L1), not by arithmetic, so they
-# take up to four rows per pass (``combine_rows`` and ``add_products``). Inner loops index 1-D
-# views with the bare loop variable: Numba's negative-index wraparound check on an index such as
+# The per-block loops are bound by loads and stores (the data is in L1) as much as by arithmetic,
+# so they take up to four rows per pass (``combine_rows`` and ``add_products``). Two output rows
+# per pass (each source row loaded once for both) measured no faster on 2-6-6-1: LLVM's overlap
+# checks between the extra views cost what the saved loads gain. Inner loops index 1-D views with
+# the bare loop variable: Numba's negative-index wraparound check on an index such as
 # ``column + j`` would turn each contiguous vector load into a gather.
 @numba.njit(**SUM_OPTIONS)
 def _sum(x, width):
@@ -173,20 +176,22 @@ def network_pass(
             for layer in range(depth - 1, -1, -1):
                 fan_in, fan_out = sizes[layer], sizes[layer + 1]
                 dA_row = row_offsets[layer]
+                if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
+                    for i in range(fan_out):
+                        gradients[bias_offsets[layer] + i] += _sum(H[dA_row + i], width)  # db = sum(dA)
                 for i in range(fan_out):
-                    dA = H[dA_row + i]
-                    gradients[bias_offsets[layer] + i] += _sum(dA, width)  # db = sum(dA)
                     weight_index = weight_offsets[layer] + i * fan_in
                     if layer == 0:
-                        add_products(gradients, weight_index, dA, X, 0, start, fan_in, width)  # dW = dA X^T
+                        add_products(gradients, weight_index, H[dA_row + i], X, 0, start, fan_in, width)  # dW = dA X^T
                     else:
-                        add_products(gradients, weight_index, dA, H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
+                        add_products(gradients, weight_index, H[dA_row + i], H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
                 if layer == 0:
                     break
                 for k in range(fan_in):
                     # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
                     combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-                    derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1])
+                    db_prev = derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1])
+                    gradients[bias_offsets[layer - 1] + k] += db_prev  # db_prev = sum(dA_prev)
         partial_losses[task] = loss
         if mode == GRADIENTS:
             for index in range(theta.size):

@@ -8,9 +8,14 @@ The backend comes from ``NNACCEL_BACKEND`` (numpy | numba | cupy | auto), ``set_
 ``use_backend`` or a network's ``backend=`` argument.
 """
 
-from .backends import available_backends, get_backend, set_backend, use_backend
-from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted
-from .nn.network import Network
+# First, before anything imports NumPy: OpenBLAS's thread settings are read when it loads.
+from .threads import set_openblas_thread_timeout
+
+OPENBLAS_THREAD_TIMEOUT_SET_HERE = set_openblas_thread_timeout()
+
+from .backends import available_backends, get_backend, set_backend, use_backend  # noqa: E402
+from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted  # noqa: E402
+from .nn.network import Network  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,9 @@ import platform
 
 import numpy as np
 
+from .. import OPENBLAS_THREAD_TIMEOUT_SET_HERE
+from ..threads import openblas_thread_timeout_report
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show the version, backends, devices, BLAS and threads")
@@ -79,6 +82,7 @@ def _threads() -> dict:
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         if os.environ.get(variable):
             threads[variable] = os.environ[variable]
+    threads["OPENBLAS_THREAD_TIMEOUT"] = openblas_thread_timeout_report(OPENBLAS_THREAD_TIMEOUT_SET_HERE)
     return threads
 
 
