@@ -29,9 +29,14 @@ import subprocess
 import sys
 import time
 
-import nnaccel  # noqa: F401  before NumPy, as the nnaccel command does: it sets OpenBLAS's busy-wait (nnaccel/threads.py)
-import numpy as np
-from nnaccel.bench.memory import resident_bytes
+_started = time.perf_counter()
+# nnaccel before NumPy, as the nnaccel command does: it sets OpenBLAS's busy-wait (nnaccel/threads.py)
+import nnaccel  # noqa: E402, F401
+
+IMPORT_SECONDS = time.perf_counter() - _started  # reported by the first-step child
+
+import numpy as np  # noqa: E402
+from nnaccel.bench.memory import resident_bytes  # noqa: E402
 
 MIB = 2**20
 
@@ -143,10 +148,15 @@ def time_once(step) -> float:
     return time.perf_counter() - started
 
 
+SETTLE_SECONDS = 0.2  # longer than any pool's busy-wait (OpenBLAS's default is about 0.1 s)
+
+
 def time_settled(step) -> float:
-    """One untimed step, then one timed: the untimed one absorbs the previous contender's thread
-    pools still spinning (OpenBLAS and OpenMP workers busy-wait for a while after their work), so
-    each contender is timed as it runs when it trains alone."""
+    """A pause, one untimed step, then one timed: the previous contender's thread pools (OpenBLAS,
+    Numba's and PyTorch's OpenMP workers) busy-wait for a while after their work and would take
+    cores from this one; the pause lets them go to sleep, so each contender is timed as it runs
+    when it trains alone."""
+    time.sleep(SETTLE_SECONDS)
     step()
     return time_once(step)
 
@@ -248,11 +258,9 @@ def gemm_floor(m: int, rounds: int) -> dict:
 
 # ----- 4. first step with a warm cache (child process) -------------------------------------------------
 def first_step_child(net: str) -> dict:
-    started = time.perf_counter()
     import nnaccel as nna
     from nnaccel.nn.training import full_batch_step
 
-    imported = time.perf_counter() - started
     if net == "2-6-6-1":
         layers, activation, output = [2, 6, 6, 1], "tanh", "sigmoid"
         X, Y = xor_data(100_000)
@@ -262,7 +270,7 @@ def first_step_child(net: str) -> dict:
     network = nna.Network(layers, activation, output, backend="numba", dtype="float32")
     grads = network._gradient_buffers()
     step_times = [time_once(lambda: full_batch_step(network, X, Y, grads, lr=0.1)) for _ in range(4)]
-    return {"net": net, "import_s": imported, "first_s": step_times[0], "later_s": statistics.median(step_times[1:])}
+    return {"net": net, "import_s": IMPORT_SECONDS, "first_s": step_times[0], "later_s": statistics.median(step_times[1:])}
 
 
 # ----- main ------------------------------------------------------------------------------------------

@@ -350,13 +350,22 @@ def library_versions() -> dict:
 
 
 def thread_counts(records: list[dict]) -> dict:
-    """Threads each library used (from the records), the BLAS pools, and the variables that set them."""
+    """Threads each library used (from the records), the BLAS pools, and the variables that set them
+    or how long their idle workers spin (see ``nnaccel/threads.py``)."""
     from .runners import blas_threads
 
     per_runner = {}
     for record in records:
         per_runner.setdefault(record["backend"], record["threads"])
-    variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    variables = (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "OPENBLAS_THREAD_TIMEOUT",
+        "GOMP_SPINCOUNT",
+        "OMP_WAIT_POLICY",
+    )
     return {
         "logical_cpus": os.cpu_count(),
         "blas": blas_threads(),
