@@ -125,10 +125,12 @@ def activate_row(row, bias, code, fast):
 
 
 @numba.njit(**SUM_OPTIONS)
-def derivative_row(dH, H, code):
-    """In place: H becomes dA = dH * act'(A), act' written from H; returns the sum of dA (float64).
-    dH and H are 1-D views of the same length."""
-    total = 0.0
+def derivative_row(dH, H, code, start=0.0):
+    """In place: H becomes dA = dH * act'(A), act' written from H; returns start + the sum of dA.
+    dH and H are 1-D views of the same length. The sum has start's type: float64 (the default) for
+    long rows; the fused pass passes ``ZERO`` to sum a block in the data's dtype, like its other
+    block sums (for float32, 4% faster than converting every entry to float64)."""
+    total = start
     if code == TANH:
         for j in range(H.size):
             H[j] = dH[j] * tanh_derivative(H[j])
@@ -297,19 +299,17 @@ def combine_rows(out, theta, weight_index, weight_stride, count, source, source_
 @numba.njit(**SUM_OPTIONS)
 def add_products(gradients, index, dA, source, source_row, source_col, count, width):
     """gradients[index + t] += sum_j dA[j] source[source_row + t, source_col + j] for t < count
-    (one row of dW = dA H_prev^T), four sums per pass over dA; the block's sums in the data's
-    dtype, added to the float64 gradients."""
+    (one row of dW = dA H_prev^T), four sums per pass over dA, then two, then one; the block's sums
+    in the data's dtype, added to the float64 gradients. The sums start from zero rather than
+    from the first product: a loop from j = 1 is misaligned and measured 1.4-1.8x slower."""
     t = 0
     while t + 4 <= count:
         x0 = source[source_row + t, source_col : source_col + width]
         x1 = source[source_row + t + 1, source_col : source_col + width]
         x2 = source[source_row + t + 2, source_col : source_col + width]
         x3 = source[source_row + t + 3, source_col : source_col + width]
-        total0 = dA[0] * x0[0]
-        total1 = dA[0] * x1[0]
-        total2 = dA[0] * x2[0]
-        total3 = dA[0] * x3[0]
-        for j in range(1, width):
+        total0 = total1 = total2 = total3 = ZERO
+        for j in range(width):
             total0 += dA[j] * x0[j]
             total1 += dA[j] * x1[j]
             total2 += dA[j] * x2[j]
@@ -319,13 +319,22 @@ def add_products(gradients, index, dA, source, source_row, source_col, count, wi
         gradients[index + t + 2] += total2
         gradients[index + t + 3] += total3
         t += 4
-    while t < count:
+    if t + 2 <= count:
         x0 = source[source_row + t, source_col : source_col + width]
-        total0 = dA[0] * x0[0]
-        for j in range(1, width):
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        total0 = total1 = ZERO
+        for j in range(width):
+            total0 += dA[j] * x0[j]
+            total1 += dA[j] * x1[j]
+        gradients[index + t] += total0
+        gradients[index + t + 1] += total1
+        t += 2
+    if t < count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        total0 = ZERO
+        for j in range(width):
             total0 += dA[j] * x0[j]
         gradients[index + t] += total0
-        t += 1
 
 
 # ----- whole-array kernels over (row, column tile) tasks ----------------------------------------------

@@ -37,6 +37,7 @@ from .numba_layers import (
     IDENTITY,
     OUTPUT_SIGMOID,
     SUM_OPTIONS,
+    ZERO,
     activate_row,
     add_products,
     combine_rows,
@@ -97,8 +98,8 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 # ``column + j`` would turn each contiguous vector load into a gather.
 @numba.njit(**SUM_OPTIONS)
 def _sum(x, width):
-    total = x[0]
-    for j in range(1, width):
+    total = ZERO  # from zero, not x[0]: an aligned loop (see ``add_products``)
+    for j in range(width):
         total += x[j]
     return total
 
@@ -190,7 +191,7 @@ def network_pass(
                 for k in range(fan_in):
                     # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
                     combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-                    db_prev = derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1])
+                    db_prev = derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1], ZERO)
                     gradients[bias_offsets[layer - 1] + k] += db_prev  # db_prev = sum(dA_prev)
         partial_losses[task] = loss
         if mode == GRADIENTS:
