@@ -77,7 +77,7 @@ SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, IDENTITY = (
     act.IDENTITY,
 )
 OUTPUT_SIGMOID, OUTPUT_IDENTITY, OUTPUT_SOFTMAX = act.OUTPUT_SIGMOID, act.OUTPUT_IDENTITY, act.OUTPUT_SOFTMAX
-HALF, ZERO, ONE = act.HALF, act.ZERO, act.ONE  # float32 constants: keep float32 arithmetic in float32
+ZERO, ONE = act.ZERO, act.ONE  # float32 constants: keep float32 arithmetic in float32
 
 
 @numba.njit(inline="always", **OPTIONS)

@@ -18,8 +18,8 @@ buffer, writes them to its own row of ``partial_gradients`` and its loss to ``pa
 the caller sums those rows in order after the parallel loop. So the results are the same from run
 to run and for any ``NUMBA_NUM_THREADS``.
 
-Precision. Products are summed over a block in the data's dtype (a hidden layer's db in float64,
-summed while its dA is formed), the blocks and tasks in float64. For float32 data (``fast``) tanh,
+Precision. Products and sums over a block are taken in the data's dtype (a hidden layer's db while
+its dA is formed), the blocks' and tasks' totals in float64. For float32 data (``fast``) tanh,
 sigmoid and the cross-entropy use the library-free float32 functions of ``kernels/activations.py``;
 float64 uses the exact ones.
 """

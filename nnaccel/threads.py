@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, MutableMapping
 
 OPENBLAS_THREAD_TIMEOUT = "20"  # busy-wait 2^20 ticks (about 0.4 ms at 2.6 GHz) before sleeping
 
 
-def set_openblas_thread_timeout(environ=os.environ, loaded_modules=sys.modules) -> bool:
+def set_openblas_thread_timeout(
+    environ: MutableMapping[str, str] = os.environ, loaded_modules: Mapping = sys.modules
+) -> bool:
     """Set ``OPENBLAS_THREAD_TIMEOUT`` unless the user has or NumPy (so OpenBLAS) is already loaded;
     True when it was set here."""
     if "OPENBLAS_THREAD_TIMEOUT" in environ or "numpy" in loaded_modules:
@@ -29,7 +32,7 @@ def set_openblas_thread_timeout(environ=os.environ, loaded_modules=sys.modules) 
     return True
 
 
-def openblas_thread_timeout_report(set_here: bool, environ=os.environ) -> str:
+def openblas_thread_timeout_report(set_here: bool, environ: Mapping[str, str] = os.environ) -> str:
     """One line for ``nnaccel info``: the busy-wait setting OpenBLAS runs with, and who chose it."""
     value = environ.get("OPENBLAS_THREAD_TIMEOUT")
     if set_here:
