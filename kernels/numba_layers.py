@@ -422,8 +422,11 @@ def output_activation(A, b, code, fast):
 
 
 @numba.njit(**SUM_OPTIONS)
-def _row_sum(row):
-    total = 0.0
+def row_sum(row, start=0.0):
+    """start + the sum of a 1-D row, accumulated in start's type (as in ``derivative_row``): float64
+    by default; the fused pass passes ``ZERO`` to sum a block in the data's dtype. The loop starts
+    at the row's first entry, aligned (see ``add_products``)."""
+    total = start
     for j in range(row.size):
         total += row[j]
     return total
@@ -437,7 +440,7 @@ def row_sums(dA, out):
     partial = np.empty(p * tiles)
     for task in prange(p * tiles):
         i, tile = task // tiles, task % tiles
-        partial[task] = _row_sum(dA[i, tile * COLUMNS : (tile + 1) * COLUMNS])
+        partial[task] = row_sum(dA[i, tile * COLUMNS : (tile + 1) * COLUMNS])
     for i in range(p):
         out[i, 0] = sum_in_order(partial[i * tiles : (i + 1) * tiles])
 
@@ -623,7 +626,7 @@ def output_layer_pass(W, b, H, Y, output_code, fast, hidden_code, backward, colu
             partial_losses[tile] = loss
         _add_tile_products(sums, A, H, start, width)  # dW_L = dA_L H^T
         for i in range(p):
-            sums[p * q + i] = _row_sum(A[i, :width])  # db_L = sum(dA_L)
+            sums[p * q + i] = row_sum(A[i, :width])  # db_L = sum(dA_L)
         if backward:
             for k in range(q):
                 combine_rows(dH[:width], weights, k, q, p, A, 0, 0, width)  # dH = W_L^T dA_L, row k

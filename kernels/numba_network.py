@@ -36,13 +36,13 @@ from .numba_layers import (
     SIGMOID,
     IDENTITY,
     OUTPUT_SIGMOID,
-    SUM_OPTIONS,
     ZERO,
     activate_row,
     add_products,
     combine_rows,
     derivative_row,
     output_row,
+    row_sum,
     softmax_block,
     softmax_forward_block,
 )
@@ -96,14 +96,6 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 # checks between the extra views cost what the saved loads gain. Inner loops index 1-D views with
 # the bare loop variable: Numba's negative-index wraparound check on an index such as
 # ``column + j`` would turn each contiguous vector load into a gather.
-@numba.njit(**SUM_OPTIONS)
-def _sum(x, width):
-    total = ZERO  # from zero, not x[0]: an aligned loop (see ``add_products``)
-    for j in range(width):
-        total += x[j]
-    return total
-
-
 @numba.njit(**OPTIONS)
 def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
     """Rows of H (units, block) become every layer's output for columns start:start+width of X;
@@ -179,7 +171,7 @@ def network_pass(
                 dA_row = row_offsets[layer]
                 if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
                     for i in range(fan_out):
-                        gradients[bias_offsets[layer] + i] += _sum(H[dA_row + i], width)  # db = sum(dA)
+                        gradients[bias_offsets[layer] + i] += row_sum(H[dA_row + i, :width], ZERO)  # db = sum(dA)
                 for i in range(fan_out):
                     weight_index = weight_offsets[layer] + i * fan_in
                     if layer == 0:
