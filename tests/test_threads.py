@@ -1,4 +1,5 @@
-"""OpenBLAS's busy-wait setting: set by ``import nnaccel`` only before NumPy loads, never over the user's."""
+"""The thread pools' busy-wait settings: OpenBLAS's set by ``import nnaccel`` only before NumPy loads,
+libgomp's by the Numba backend; never over the user's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import os
 import subprocess
 import sys
 
-from nnaccel.threads import OPENBLAS_THREAD_TIMEOUT, openblas_thread_timeout_report, set_openblas_thread_timeout
+from nnaccel.threads import (
+    GOMP_SPINCOUNT,
+    OPENBLAS_THREAD_TIMEOUT,
+    openblas_thread_timeout_report,
+    set_gomp_spincount,
+    set_openblas_thread_timeout,
+)
 
 
 def test_set_only_when_numpy_is_not_loaded_and_the_user_set_nothing():
@@ -18,6 +25,14 @@ def test_set_only_when_numpy_is_not_loaded_and_the_user_set_nothing():
     assert set_openblas_thread_timeout(environ, {}) is False and environ["OPENBLAS_THREAD_TIMEOUT"] == "28"
     environ = {}
     assert set_openblas_thread_timeout(environ, {"numpy": object()}) is False and environ == {}
+
+
+def test_gomp_spincount_is_set_only_when_the_user_set_no_spin_policy():
+    environ: dict = {}
+    assert set_gomp_spincount(environ) is True and environ == {"GOMP_SPINCOUNT": GOMP_SPINCOUNT}
+    for chosen in ({"GOMP_SPINCOUNT": "300000"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+        environ = dict(chosen)
+        assert set_gomp_spincount(environ) is False and environ == chosen
 
 
 def test_report_says_who_chose_the_setting():

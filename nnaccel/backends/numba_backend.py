@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import os
 
-# libgomp (Numba's "omp" threading layer) keeps idle workers busy-waiting for about 300,000 spins
-# (several ms) after every parallel loop; on a machine with few cores they take the cores from the
-# OpenBLAS GEMM that follows in the layered pass (measured on 2 cores: layered steps 3-40% slower).
-# A short spin still keeps back-to-back kernels fast (mini-batches). libgomp reads this when Numba
-# starts its threads (the first parallel call), so it is set here, and only if the user has set
-# neither variable.
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "3000"
+from ..threads import set_gomp_spincount
+
+set_gomp_spincount()  # before Numba starts its threads (nnaccel/threads.py says why)
 
 import numpy as np  # noqa: E402
 from numba import parallel_chunksize  # noqa: E402
