@@ -19,6 +19,18 @@ def cli(*arguments) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def labels(output: str, k: int, m: int, rng):
+    """Targets Y (k, m) float64 that suit the output layer: one-hot columns for softmax, 0/1 for
+    sigmoid, standard normal for identity."""
+    import numpy as np
+
+    if output == "softmax":
+        return np.eye(k)[:, rng.integers(0, k, m)]
+    if output == "sigmoid":
+        return (rng.random((k, m)) > 0.5).astype(float)
+    return rng.normal(size=(k, m))
+
+
 def skip_gpu_items_without_cuda(items) -> None:
     """Mark every collected test that carries the ``gpu`` marker as skipped, with the reason,
     when CuPy cannot run here (used by tests/ and benchmarks/ conftests)."""

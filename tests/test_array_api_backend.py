@@ -16,6 +16,7 @@ import nnaccel as nna
 array_api_strict = pytest.importorskip("array_api_strict")
 
 from nnaccel.backends.array_api_backend import ArrayApiBackend  # noqa: E402
+from support import labels  # noqa: E402
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "identity")
 OUTPUT_UNITS = {"sigmoid": 1, "identity": 2, "softmax": 3}
@@ -24,14 +25,6 @@ OUTPUT_UNITS = {"sigmoid": 1, "identity": 2, "softmax": 3}
 @pytest.fixture(scope="module")
 def strict_backend():
     return ArrayApiBackend(array_api_strict)
-
-
-def _labels(output, k, m, rng):
-    if output == "softmax":
-        return np.eye(k)[:, rng.integers(0, k, m)]
-    if output == "sigmoid":
-        return (rng.random((k, m)) > 0.5).astype(float)
-    return rng.normal(size=(k, m))
 
 
 def test_strict_arrays_reach_the_passes(strict_backend):
@@ -47,7 +40,7 @@ def test_strict_arrays_reach_the_passes(strict_backend):
 def test_gradients_match_numpy(strict_backend, activation, output):
     rng = np.random.default_rng(0)
     k = OUTPUT_UNITS[output]
-    X, Y = rng.normal(size=(3, 23)), _labels(output, k, 23, rng)
+    X, Y = rng.normal(size=(3, 23)), labels(output, k, 23, rng)
     layers = [3, 5, 4, k]
     strict = nna.Network(layers, activation, output, backend=strict_backend, dtype="float64", seed=1)
     reference = nna.Network(layers, activation, output, backend="numpy", dtype="float64", seed=1)

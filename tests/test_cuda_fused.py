@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import labels
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -52,14 +53,6 @@ def test_kernels_under_the_cuda_simulator():
 
 
 # ----- cases that run in the simulator ----------------------------------------------------------------
-def _labels(output, k, m, rng):
-    if output == "softmax":
-        return np.eye(k)[:, rng.integers(0, k, m)]
-    if output == "sigmoid":
-        return (rng.random((k, m)) > 0.5).astype(float)
-    return rng.normal(size=(k, m))
-
-
 def _reference(layers, hidden, output, dtype, X, Y):
     """The NumPy backend's summed loss and mean gradients, from the same initial parameters."""
     from nnaccel.backends.numpy_backend import NumpyBackend
@@ -94,7 +87,7 @@ def _fused(architecture, params, X, Y, blocks, threads, scale):
 def _check(layers, hidden, output, dtype, m, blocks=2, threads=8, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(layers[0], m)).astype(dtype)
-    Y = _labels(output, layers[-1], m, rng).astype(dtype)
+    Y = labels(output, layers[-1], m, rng).astype(dtype)
     architecture, params, loss, grads = _reference(layers, hidden, output, dtype, X, Y)
     fused_loss, fused_grads = _fused(architecture, params, X, Y, blocks, threads, 1.0 / m)
     tolerance = 1e-10 if dtype == np.float64 else 1e-5  # issue 3's bounds

@@ -18,6 +18,7 @@ import pytest
 import nnaccel as nna
 from nnaccel.backends import cupy_backend, unavailable_reason
 from nnaccel.backends.numpy_backend import NumpyBackend
+from support import labels
 
 CUPY_REASON = unavailable_reason("cupy")
 no_gpu = pytest.mark.skipif(CUPY_REASON is None, reason="this machine has a usable GPU")
@@ -140,14 +141,6 @@ def cupy_backend_instance(request, cupy):
     return cupy_backend.CupyBackend(fused=request.param)
 
 
-def _labels(output, k, m, rng):
-    if output == "softmax":
-        return np.eye(k)[:, rng.integers(0, k, m)]
-    if output == "sigmoid":
-        return (rng.random((k, m)) > 0.5).astype(float)
-    return rng.normal(size=(k, m))
-
-
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 
@@ -178,7 +171,7 @@ def test_every_output_primitive_matches_numpy(cupy, output, dtype):
     A = (rng.normal(size=(k, m)) * 4).astype(dtype)
     A[0, :2] = [300.0, -300.0]
     b = rng.normal(size=(k, 1)).astype(dtype)
-    Y = np.ascontiguousarray(_labels(output, k, m, rng).astype(dtype))
+    Y = np.ascontiguousarray(labels(output, k, m, rng).astype(dtype))
     dA = A.copy()
     loss = float(reference.output_loss_gradient(dA, b, Y, output))
     dA_device = cupy.asarray(A)
@@ -234,7 +227,7 @@ def test_linear_algebra_update_and_gather_match_numpy(cupy, dtype):
 def test_gradients_match_numpy(cupy_backend_instance, layers, activation, output, dtype):
     rng = np.random.default_rng(3)
     m = 10_007  # not a multiple of any block size
-    X, Y = rng.normal(size=(layers[0], m)), _labels(output, layers[-1], m, rng)
+    X, Y = rng.normal(size=(layers[0], m)), labels(output, layers[-1], m, rng)
     network = nna.Network(layers, activation, output, backend=cupy_backend_instance, dtype=dtype, seed=4)
     reference = nna.Network(layers, activation, output, backend="numpy", dtype=dtype, seed=4)
     loss, grads = network.gradients(X, Y)
