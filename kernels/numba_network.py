@@ -32,13 +32,16 @@ from numba import prange
 
 from .numba_layers import (
     OPTIONS,
+    ROW_OPTIONS,
     OUTPUT_SOFTMAX,
+    PAIR_MAX_COUNT,
     SIGMOID,
     IDENTITY,
     OUTPUT_SIGMOID,
     ZERO,
     activate_row,
     add_products,
+    combine_row_pair,
     combine_rows,
     derivative_row,
     output_row,
@@ -96,22 +99,30 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 # checks between the extra views cost what the saved loads gain. Inner loops index 1-D views with
 # the bare loop variable: Numba's negative-index wraparound check on an index such as
 # ``column + j`` would turn each contiguous vector load into a gather.
-@numba.njit(**OPTIONS)
+@numba.njit(**ROW_OPTIONS)
 def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
     """Rows of H (units, block) become every layer's output for columns start:start+width of X;
     the output layer's rows hold W H without the bias (the output step adds it)."""
     depth = sizes.size - 1
     for layer in range(depth):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        for i in range(fan_out):
+        if layer == 0:
+            source, source_row, source_col = X, 0, start
+        else:
+            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        i = 0
+        while i < fan_out:
             row = row_offsets[layer] + i
             weight_index = weight_offsets[layer] + i * fan_in
-            if layer == 0:
-                combine_rows(H[row], theta, weight_index, 1, fan_in, X, 0, start, width)  # A = W X
-            else:
-                combine_rows(H[row], theta, weight_index, 1, fan_in, H, row_offsets[layer - 1], 0, width)  # A = W H
+            rows = 2 if i + 1 < fan_out and fan_in <= PAIR_MAX_COUNT else 1
+            if rows == 2:  # A = W H, rows i and i + 1
+                combine_row_pair(H[row], H[row + 1], theta, weight_index, weight_index + fan_in, 1, fan_in, source, source_row, source_col, width)
+            else:  # A = W H, row i
+                combine_rows(H[row], theta, weight_index, 1, fan_in, source, source_row, source_col, width)
             if layer < depth - 1:
-                activate_row(H[row, :width], theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
+                for r in range(rows):
+                    activate_row(H[row + r, :width], theta[bias_offsets[layer] + i + r], codes[layer], fast)  # H = act(A + b)
+            i += rows
 
 
 @numba.njit(parallel=True, **OPTIONS)
@@ -135,7 +146,7 @@ def network_pass(
     tasks = (m + per_task - 1) // per_task
     for task in prange(tasks):
         H = np.empty((row_offsets[depth], block), dtype=X.dtype)
-        dH = np.empty(block, dtype=X.dtype)
+        dH = np.empty((2, block), dtype=X.dtype)
         shift = np.empty(block)
         normaliser = np.empty(block)
         gradients = np.zeros(theta.size)
@@ -180,11 +191,19 @@ def network_pass(
                         add_products(gradients, weight_index, H[dA_row + i], H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
                 if layer == 0:
                     break
-                for k in range(fan_in):
-                    # dH_prev = W^T dA, one row k at a time, then dA_prev = dH_prev * act' into H_prev's row
-                    combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-                    db_prev = derivative_row(dH[:width], H[row_offsets[layer - 1] + k, :width], codes[layer - 1], ZERO)
-                    gradients[bias_offsets[layer - 1] + k] += db_prev  # db_prev = sum(dA_prev)
+                k = 0
+                while k < fan_in:
+                    # dH_prev = W^T dA, rows k (and k + 1), then dA_prev = dH_prev * act' into H_prev's rows
+                    column = weight_offsets[layer] + k  # W's column k, read with stride fan_in
+                    rows = 2 if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT else 1
+                    if rows == 2:
+                        combine_row_pair(dH[0], dH[1], theta, column, column + 1, fan_in, fan_out, H, dA_row, 0, width)
+                    else:
+                        combine_rows(dH[0], theta, column, fan_in, fan_out, H, dA_row, 0, width)
+                    for r in range(rows):
+                        db_prev = derivative_row(dH[r, :width], H[row_offsets[layer - 1] + k + r, :width], codes[layer - 1], ZERO)
+                        gradients[bias_offsets[layer - 1] + k + r] += db_prev  # db_prev = sum(dA_prev)
+                    k += rows
         partial_losses[task] = loss
         if mode == GRADIENTS:
             for index in range(theta.size):

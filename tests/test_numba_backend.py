@@ -234,6 +234,36 @@ def test_mini_batch_training_with_regularisation_matches_numpy(path):
         assert relative_error(W, expected_W) <= 1e-10 and relative_error(b, expected_b) <= 1e-10
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_pair_kernel_matches_numpy_for_every_count(dtype):
+    """combine_row_pair (two rows of W H, or of W^T dA down W's columns, in one pass) against
+    NumPy's products, for every count it takes and widths that are not a multiple of the vector."""
+    from nnaccel.kernels.numba_layers import PAIR_MAX_COUNT, combine_row_pair
+
+    rng = np.random.default_rng(7)
+    width = 37
+    for count in range(1, PAIR_MAX_COUNT + 1):
+        source = rng.standard_normal((count + 2, width + 5)).astype(dtype)  # rows 1.., columns 3..
+        W = rng.standard_normal((3, count)).astype(dtype)
+        expected = W.astype(np.float64) @ source[1 : count + 1, 3 : 3 + width].astype(np.float64)
+        out = np.full((2, width), np.nan, dtype=dtype)
+        combine_row_pair(out[0], out[1], W.reshape(-1), 0, 2 * count, 1, count, source, 1, 3, width)  # rows 0 and 2 of W
+        assert relative_error(out, expected[[0, 2]]) <= TOLERANCE[dtype], count
+        Wt = np.ascontiguousarray(W.T)  # (count, 3): rows 0 and 2 of W are its columns 0 and 2, stride 3
+        out[:] = np.nan
+        combine_row_pair(out[0], out[1], Wt.reshape(-1), 0, 2, 3, count, source, 1, 3, width)
+        assert relative_error(out, expected[[0, 2]]) <= TOLERANCE[dtype], count
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_pair_count_and_odd_widths_match_numpy(dtype):
+    """Fan-ins 2 to 9 forward and backward (the paired rows up to 8, single rows above) and odd
+    widths (a last unpaired row) through the fused pass."""
+    layers = [3, 8, 5, 9, 2, 7, 4, 6, 3]
+    worst = compare(layers, "tanh", "softmax", dtype, FUSED, m=1109, seed=5)
+    assert worst <= TOLERANCE[dtype]
+
+
 def test_update_matches_numpy():
     rng = np.random.default_rng(0)
     W = rng.standard_normal((5, 7))
