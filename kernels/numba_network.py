@@ -41,6 +41,7 @@ from .numba_layers import (
     ZERO,
     activate_row,
     add_products,
+    add_products_pair,
     combine_row_pair,
     combine_rows,
     derivative_row,
@@ -94,11 +95,11 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 
 
 # The per-block loops are bound by loads and stores (the data is in L1) as much as by arithmetic,
-# so they take up to four rows per pass (``combine_rows`` and ``add_products``). Two output rows
-# per pass (each source row loaded once for both) measured no faster on 2-6-6-1: LLVM's overlap
-# checks between the extra views cost what the saved loads gain. Inner loops index 1-D views with
-# the bare loop variable: Numba's negative-index wraparound check on an index such as
-# ``column + j`` would turn each contiguous vector load into a gather.
+# so the products take two rows of the result per pass, each source row loaded once for both:
+# ``combine_row_pair`` (W H and W^T dA, every source row in that one pass) and
+# ``add_products_pair`` (dW); an odd last row goes alone. Inner loops index 1-D views with the
+# bare loop variable: Numba's negative-index wraparound check on an index such as ``column + j``
+# would turn each contiguous vector load into a gather.
 @numba.njit(**ROW_OPTIONS)
 def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
     """Rows of H (units, block) become every layer's output for columns start:start+width of X;
@@ -183,12 +184,18 @@ def network_pass(
                 if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
                     for i in range(fan_out):
                         gradients[bias_offsets[layer] + i] += row_sum(H[dA_row + i, :width], ZERO)  # db = sum(dA)
-                for i in range(fan_out):
+                if layer == 0:
+                    source, source_row, source_col = X, 0, start
+                else:
+                    source, source_row, source_col = H, row_offsets[layer - 1], 0
+                for i in range(0, fan_out - 1, 2):  # dW = dA H_prev^T (X^T for the first layer), rows i and i + 1
                     weight_index = weight_offsets[layer] + i * fan_in
-                    if layer == 0:
-                        add_products(gradients, weight_index, H[dA_row + i], X, 0, start, fan_in, width)  # dW = dA X^T
-                    else:
-                        add_products(gradients, weight_index, H[dA_row + i], H, row_offsets[layer - 1], 0, fan_in, width)  # dW = dA H^T
+                    add_products_pair(
+                        gradients, weight_index, weight_index + fan_in, H[dA_row + i], H[dA_row + i + 1], source, source_row, source_col, fan_in, width
+                    )
+                if fan_out % 2 == 1:  # the last row
+                    weight_index = weight_offsets[layer] + (fan_out - 1) * fan_in
+                    add_products(gradients, weight_index, H[dA_row + fan_out - 1], source, source_row, source_col, fan_in, width)
                 if layer == 0:
                     break
                 k = 0
