@@ -33,7 +33,7 @@ PATHS = {"fused": FUSED, "layered": LAYERED}
 # Hidden widths per depth, 1 to 64 (the fused path's limit). On the layered path they reach both
 # kinds of step: BLAS for inner dimensions above 16 and one-pass kernels for small ones.
 HIDDEN = {1: [], 2: [64], 3: [17, 40], 4: [7, 1, 33]}
-# One column; more than one block and not a multiple of any block size (64 to 1024, powers of 2).
+# One column; more than one block and not a multiple of any block size (64 to 512, powers of 2).
 M_VALUES = (1, 1109)
 
 
