@@ -104,6 +104,15 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 # ``add_products_pair`` (dW); an odd last row goes alone. Inner loops index 1-D views with the
 # bare loop variable: Numba's negative-index wraparound check on an index such as ``column + j``
 # would turn each contiguous vector load into a gather.
+@numba.njit(inline="always", **ROW_OPTIONS)
+def _layer_input(layer, X, H, row_offsets, start):
+    """(array, first row, first column) of ``layer``'s input for the block starting at column start
+    of X: X itself for the first layer, else the previous layer's rows of H."""
+    if layer == 0:
+        return X, 0, start
+    return H, row_offsets[layer - 1], 0
+
+
 @numba.njit(**ROW_OPTIONS)
 def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
     """Rows of H (units, block) become every layer's output for columns start:start+width of X;
@@ -111,10 +120,7 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
     depth = sizes.size - 1
     for layer in range(depth):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        if layer == 0:
-            source, source_row, source_col = X, 0, start
-        else:
-            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        source, source_row, source_col = _layer_input(layer, X, H, row_offsets, start)
         i = 0
         while i < fan_out:
             row = row_offsets[layer] + i
@@ -188,10 +194,7 @@ def network_pass(
                 if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
                     for i in range(fan_out):
                         gradients[bias_offsets[layer] + i] += row_sum(H[dA_row + i, :width], ZERO)  # db = sum(dA)
-                if layer == 0:
-                    source, source_row, source_col = X, 0, start
-                else:
-                    source, source_row, source_col = H, row_offsets[layer - 1], 0
+                source, source_row, source_col = _layer_input(layer, X, H, row_offsets, start)
                 for i in range(0, fan_out - 1, 2):  # dW = dA H_prev^T (X^T for the first layer), rows i and i + 1
                     weight_index = weight_offsets[layer] + i * fan_in
                     add_products_pair(
