@@ -127,7 +127,9 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             weight_index = weight_offsets[layer] + i * fan_in
             rows = 2 if i + 1 < fan_out and fan_in <= PAIR_MAX_COUNT else 1
             if rows == 2:  # A = W H, rows i and i + 1
-                combine_row_pair(H[row], H[row + 1], theta, weight_index, weight_index + fan_in, 1, fan_in, source, source_row, source_col, width)
+                combine_row_pair(
+                    H[row], H[row + 1], theta, weight_index, weight_index + fan_in, 1, fan_in, source, source_row, source_col, width
+                )
             else:  # A = W H, row i
                 combine_rows(H[row], theta, weight_index, 1, fan_in, source, source_row, source_col, width)
             if layer < depth - 1:
@@ -197,8 +199,9 @@ def network_pass(
                 source, source_row, source_col = _layer_input(layer, X, H, row_offsets, start)
                 for i in range(0, fan_out - 1, 2):  # dW = dA H_prev^T (X^T for the first layer), rows i and i + 1
                     weight_index = weight_offsets[layer] + i * fan_in
+                    dA0, dA1 = H[dA_row + i], H[dA_row + i + 1]
                     add_products_pair(
-                        gradients, weight_index, weight_index + fan_in, H[dA_row + i], H[dA_row + i + 1], source, source_row, source_col, fan_in, width
+                        gradients, weight_index, weight_index + fan_in, dA0, dA1, source, source_row, source_col, fan_in, width
                     )
                 if fan_out % 2 == 1:  # the last row
                     weight_index = weight_offsets[layer] + (fan_out - 1) * fan_in
