@@ -688,41 +688,14 @@ def _multiply_tile(A, weights, H, start, width):
 @numba.njit(**ROW_SUM_OPTIONS)
 def _add_tile_products(sums, dA, H, start, width):
     """sums[i q + k] += sum_j dA[i, j] H[k, start + j] for every i < p, k < q (dW = dA H^T for a
-    tile), H's rows read four at a time, once each."""
+    tile): ``add_products`` for each row of dA, over H's rows four at a time, so each group of four
+    is read from memory once and reused from L1 by every row of dA."""
     p = dA.shape[0]
     q = H.shape[0]
-    t = 0
-    while t < q:
-        if t + 4 <= q:
-            x0 = H[t, start : start + width]
-            x1 = H[t + 1, start : start + width]
-            x2 = H[t + 2, start : start + width]
-            x3 = H[t + 3, start : start + width]
-            for i in range(p):
-                d = dA[i, :width]
-                total0 = d[0] * x0[0]
-                total1 = d[0] * x1[0]
-                total2 = d[0] * x2[0]
-                total3 = d[0] * x3[0]
-                for j in range(1, width):
-                    total0 += d[j] * x0[j]
-                    total1 += d[j] * x1[j]
-                    total2 += d[j] * x2[j]
-                    total3 += d[j] * x3[j]
-                sums[i * q + t] += total0
-                sums[i * q + t + 1] += total1
-                sums[i * q + t + 2] += total2
-                sums[i * q + t + 3] += total3
-            t += 4
-        else:
-            x0 = H[t, start : start + width]
-            for i in range(p):
-                d = dA[i, :width]
-                total0 = d[0] * x0[0]
-                for j in range(1, width):
-                    total0 += d[j] * x0[j]
-                sums[i * q + t] += total0
-            t += 1
+    for t in range(0, q, 4):
+        count = min(4, q - t)
+        for i in range(p):
+            add_products(sums, i * q + t, dA[i, :width], H, t, start, count, width)
 
 
 @numba.njit(parallel=True, **OPTIONS)
