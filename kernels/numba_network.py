@@ -42,6 +42,7 @@ from .numba_layers import (
     activate_row,
     add_products,
     add_products_pair,
+    backward_row_pair,
     combine_row_pair,
     combine_rows,
     derivative_row,
@@ -77,16 +78,23 @@ def pack_layout(layers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
 
 
 def block_size(layers, itemsize: int) -> int:
-    """Examples per block: the largest of 512, 256, ..., 64 whose activation buffer (every unit's
-    row of the block) fits in 128 KiB, so it stays in the core's L1/L2 cache. A function of the
-    architecture and dtype only, so the summation order never depends on the machine's threads.
+    """Examples per block: 1024 or 768 when the activation buffer (every unit's row of the block)
+    fits in 48 KiB, else the largest of 512, 256, ..., 64 whose buffer fits in 128 KiB, so it stays
+    in the core's L1/L2 cache. A function of the architecture and dtype only, so the summation
+    order never depends on the machine's threads.
 
-    Measured (float32, side by side): 512 beat 1024 by 5-13% on 2-6-6-1 (whose buffer of 512
-    columns, 27 KiB, fits the 32 KiB L1), 2-8-8-8-1 and 2-12-12-1, and lost 5% on 2-4-1; on
-    2-32-32-1 the rule's 256 beat both 128 and 512."""
-    rows = sum(layers[1:])
+    Larger blocks spread each row pass's fixed cost (a call, its set-up, the loop's ends) over more
+    examples; a larger buffer spills further out of the 32 KiB L1. Measured (float32, 2 threads,
+    side by side): 2-4-1 (buffer rows 5) 1024 beat 512 by 18%; 2-6-6-1 (13) and 2-7-7-1 (15)
+    768 beat 512 by 1-5% and 1024 by 5-10%; with 17 or more rows (2-8-8-1, 2-12-12-1, 2-16-16-1,
+    4-10-10-3) 512 was best or within 4% of the best; on 2-32-32-1 the rule's 256 beat both 128
+    and 512."""
+    row_bytes = sum(layers[1:]) * itemsize
+    for block in (1024, 768):
+        if row_bytes * block <= 48 * 1024:
+            return block
     block = 512
-    while block > 64 and rows * block * itemsize > 128 * 1024:
+    while block > 64 and row_bytes * block > 128 * 1024:
         block //= 2
     return block
 
@@ -100,10 +108,11 @@ def task_layout(m: int, block: int) -> tuple[int, int]:
 
 # The per-block loops are bound by loads and stores (the data is in L1) as much as by arithmetic,
 # so the products take two rows of the result per pass, each source row loaded once for both:
-# ``combine_row_pair`` (W H and W^T dA, every source row in that one pass) and
-# ``add_products_pair`` (dW); an odd last row goes alone. Inner loops index 1-D views with the
-# bare loop variable: Numba's negative-index wraparound check on an index such as ``column + j``
-# would turn each contiguous vector load into a gather.
+# ``combine_row_pair`` (W H, every source row in that one pass), ``backward_row_pair`` (W^T dA
+# times act'(H_prev) and its row sums, db_prev, in the same pass) and ``add_products_pair`` (dW);
+# an odd last row goes alone (W^T dA into the dH buffer, then ``derivative_row``). Inner loops
+# index 1-D views with the bare loop variable: Numba's negative-index wraparound check on an index
+# such as ``column + j`` would turn each contiguous vector load into a gather.
 @numba.njit(inline="always", **ROW_OPTIONS)
 def _layer_input(layer, X, H, row_offsets, start):
     """(array, first row, first column) of ``layer``'s input for the block starting at column start
@@ -159,7 +168,7 @@ def network_pass(
     tasks = (m + per_task - 1) // per_task
     for task in prange(tasks):
         H = np.empty((row_offsets[depth], block), dtype=X.dtype)
-        dH = np.empty((2, block), dtype=X.dtype)
+        dH = np.empty(block, dtype=X.dtype)
         shift = np.empty(block)
         normaliser = np.empty(block)
         gradients = np.zeros(theta.size)
@@ -210,17 +219,20 @@ def network_pass(
                     break
                 k = 0
                 while k < fan_in:
-                    # dH_prev = W^T dA, rows k (and k + 1), then dA_prev = dH_prev * act' into H_prev's rows
+                    # dA_prev = (W^T dA) * act'(H_prev) into H_prev's rows k (and k + 1); db_prev = sum(dA_prev)
                     column = weight_offsets[layer] + k  # W's column k, read with stride fan_in
-                    rows = 2 if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT else 1
-                    if rows == 2:
-                        combine_row_pair(dH[0], dH[1], theta, column, column + 1, fan_in, fan_out, H, dA_row, 0, width)
-                    else:
-                        combine_rows(dH[0], theta, column, fan_in, fan_out, H, dA_row, 0, width)
-                    for r in range(rows):
-                        db_prev = derivative_row(dH[r, :width], H[row_offsets[layer - 1] + k + r, :width], codes[layer - 1], ZERO)
-                        gradients[bias_offsets[layer - 1] + k + r] += db_prev  # db_prev = sum(dA_prev)
-                    k += rows
+                    row = row_offsets[layer - 1] + k
+                    code = codes[layer - 1]
+                    if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:
+                        H0, H1 = H[row, :width], H[row + 1, :width]
+                        db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                        gradients[bias_offsets[layer - 1] + k] += db0
+                        gradients[bias_offsets[layer - 1] + k + 1] += db1
+                        k += 2
+                    else:  # dH_prev = W^T dA into the dH buffer first
+                        combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
+                        gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], code, ZERO)
+                        k += 1
         partial_losses[task] = loss
         if mode == GRADIENTS:
             for index in range(theta.size):

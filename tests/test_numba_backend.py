@@ -33,7 +33,7 @@ PATHS = {"fused": FUSED, "layered": LAYERED}
 # Hidden widths per depth, 1 to 64 (the fused path's limit). On the layered path they reach both
 # kinds of step: BLAS for inner dimensions above 16 and one-pass kernels for small ones.
 HIDDEN = {1: [], 2: [64], 3: [17, 40], 4: [7, 1, 33]}
-# One column; more than one block and not a multiple of any block size (64 to 512, powers of 2).
+# One column; more than one block and not a multiple of any block size (64 to 1024).
 M_VALUES = (1, 1109)
 
 
@@ -103,12 +103,29 @@ def test_codes_follow_the_names():
         scalar.activation_code("swish")
 
 
+@numba.njit(error_model="numpy")
+def _tanh_rational_worst_error(first_bits, last_bits):
+    """The largest relative error of tanh_rational over every float32 whose bit pattern lies in
+    first_bits..last_bits (positive floats: their order is that of the bits)."""
+    worst = 0.0
+    for bits in range(first_bits, last_bits + 1):
+        a = np.int32(bits).view(np.float32)
+        exact = math.tanh(np.float64(a))
+        worst = max(worst, abs(np.float64(tanh_rational_kernel(a)) - exact) / exact)
+    return worst
+
+
+tanh_rational_kernel = numba.njit(error_model="numpy", fastmath={"contract"})(scalar.tanh_rational)  # as the kernels
+
+
 def test_library_free_functions_are_accurate():
     a = np.linspace(-12.0, 12.0, 48001, dtype=np.float32)
-    tanh_rational = numba.njit(scalar.tanh_rational)
-    approximate = np.array([tanh_rational(value) for value in a], dtype=np.float64)
+    approximate = np.array([tanh_rational_kernel(value) for value in a], dtype=np.float64)
     exact = np.tanh(a.astype(np.float64))
-    assert np.max(np.abs(approximate - exact) / np.maximum(np.abs(exact), 1e-30)) < 4e-7  # a few float32 ulps
+    assert np.max(np.abs(approximate - exact) / np.maximum(np.abs(exact), 1e-30)) < 5e-7  # a few float32 ulps
+    assert np.array_equal(approximate[a > 0], -approximate[a < 0][::-1])  # odd
+    # every float32 from 1e-6 to 10 (its largest error is near 7.5)
+    assert _tanh_rational_worst_error(int(np.float32(1e-6).view(np.int32)), int(np.float32(10.0).view(np.int32))) < 5e-7
     x = np.linspace(0.0, 45.0, 9001)
     exp_negative = numba.njit(scalar.exp_negative)
     values = np.array([exp_negative(value) for value in x])
@@ -247,12 +264,37 @@ def test_row_pair_kernel_matches_numpy_for_every_count(dtype):
         W = rng.standard_normal((3, count)).astype(dtype)
         expected = W.astype(np.float64) @ source[1 : count + 1, 3 : 3 + width].astype(np.float64)
         out = np.full((2, width), np.nan, dtype=dtype)
-        combine_row_pair(out[0], out[1], W.reshape(-1), 0, 2 * count, 1, count, source, 1, 3, width)  # rows 0 and 2 of W
+        sums = combine_row_pair(out[0], out[1], W.reshape(-1), 0, 2 * count, 1, count, source, 1, 3, width)  # rows 0, 2 of W
         assert relative_error(out, expected[[0, 2]]) <= TOLERANCE[dtype], count
+        assert relative_error(sums, expected[[0, 2]].sum(axis=1)) <= TOLERANCE[dtype], count
         Wt = np.ascontiguousarray(W.T)  # (count, 3): rows 0 and 2 of W are its columns 0 and 2, stride 3
         out[:] = np.nan
         combine_row_pair(out[0], out[1], Wt.reshape(-1), 0, 2, 3, count, source, 1, 3, width)
         assert relative_error(out, expected[[0, 2]]) <= TOLERANCE[dtype], count
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_backward_row_pair_matches_numpy_for_every_activation_and_count(activation, dtype):
+    """backward_row_pair: two rows of H_prev become dA_prev = (W^T dA) * act'(H_prev) in one pass,
+    returning their sums (db_prev), against NumPy's product and the NumPy backend's derivative."""
+    from nnaccel.kernels.numba_layers import PAIR_MAX_COUNT, backward_row_pair
+
+    rng = np.random.default_rng(11)
+    width = 37
+    fan_in = 5
+    for count in range(1, PAIR_MAX_COUNT + 1):  # count = fan_out, the rows of dA
+        W = rng.standard_normal((count, fan_in)).astype(dtype)
+        dA = rng.standard_normal((count + 2, width)).astype(dtype)  # its rows 2.. are the layer's dA
+        H_prev = numpy_backend.activate(rng.standard_normal((fan_in, width)), activation, None).astype(dtype)
+        derivative = numpy_backend.derivative_from_output(H_prev.astype(np.float64), activation)
+        expected = (W.T.astype(np.float64) @ dA[2:].astype(np.float64))[[1, 2]] * derivative[[1, 2]]
+        rows = H_prev.copy()
+        code = scalar.activation_code(activation)
+        sums = backward_row_pair(code, rows[1], rows[2], W.reshape(-1), 1, 2, fan_in, count, dA, 2, width)  # W's columns 1, 2
+        assert relative_error(rows[[1, 2]], expected) <= TOLERANCE[dtype], count
+        assert relative_error(sums, expected.sum(axis=1)) <= TOLERANCE[dtype], count
+        assert np.array_equal(rows[[0, 3, 4]], H_prev[[0, 3, 4]]), count  # other rows untouched
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
