@@ -198,10 +198,9 @@ def tanh_rational(a):
     An odd rational function x P(x^2) / Q(x^2) on |a| <= 7.905 (beyond, tanh(a) rounds to +-1 in
     float32): seven multiply-adds and one division. Over every float32 in [1e-8, 10] its largest
     relative error is 4.3e-7 with fused multiply-adds, as the kernels compile it, and 4.6e-7
-    without (both near a = 7.5). Eigen's single-precision tanh (a numerator of
-    degree 6 in x^2 over one of degree 3: nine multiply-adds) is within 2.9e-7, but the tanh passes
-    are bound by arithmetic, and with this one the fused 2-6-6-1 pass measured 5% faster, side by
-    side. For float32 kernels only.
+    without (both near a = 7.5). Eigen's single-precision tanh (degree 6 in x^2 over degree 3:
+    nine multiply-adds) is within 2.9e-7, but the tanh passes are bound by arithmetic, and with
+    this one the fused 2-6-6-1 pass measured 5% faster, side by side. For float32 kernels only.
     """
     x = min(max(a, -_TANH_CLAMP), _TANH_CLAMP)
     z = x * x
