@@ -4,7 +4,9 @@ The fused path (forced for every layer <= 64 units) and the layer-by-layer path
 (``fused_max_width=0``) are each tested explicitly, for every activation and output, depths 1 to 4, widths 1 to 64, m = 1, m
 not a multiple of the block size, float32 and float64. Tolerances: 1e-5 (float32) and 1e-10
 (float64), as norm-wise relative errors ||numba - numpy|| / ||numpy|| of the forward output, the
-loss, and each layer's gradient (dW and db together).
+loss, and each layer's gradient (dW and db together). The one exception is a float32 quantity
+that float32 cannot resolve to 1e-5 (``agreement``): there the NumPy backend is itself further
+than 1e-5 from the float64 result, and the Numba backend must come within twice its distance.
 """
 
 from __future__ import annotations
@@ -64,20 +66,48 @@ def network_layers(depth, output, n_inputs=3):
     return [n_inputs] + HIDDEN[depth] + [outputs]
 
 
+def agreement(actual, expected, exact, dtype) -> float:
+    """The error of ``actual`` against the NumPy backend's ``expected`` that the tests bound: their
+    relative error, except for a quantity float32 cannot resolve to the tolerance (the NumPy
+    backend's own float32 result is further than that from the float64 one, ``exact``: say a
+    gradient that nearly cancels through a one-unit layer). There two float32 results can differ by
+    more than the tolerance, and ``actual`` must instead be within twice the NumPy backend's
+    distance of ``exact``; the ratio is scaled so that the tolerance still marks the limit."""
+    error = relative_error(actual, expected)
+    floor = relative_error(expected, exact) if exact is not None else 0.0
+    if floor <= TOLERANCE[dtype]:
+        return error
+    return min(error, TOLERANCE[dtype] * relative_error(actual, exact) / (2 * floor))
+
+
 def compare(layers, activation, output, dtype, backend, m, seed=0):
-    """Forward outputs, loss and gradients of ``backend`` against NumPy's; returns the worst error."""
+    """Forward outputs, loss and gradients of ``backend`` against NumPy's; returns the worst error
+    (``agreement``: for float32, the NumPy backend in float64 on the same float32 parameters and
+    data is the exact result)."""
     X, Y = make_data(layers, output, m, seed)
     reference = nna.Network(layers, activation, output, backend="numpy", dtype=dtype, seed=seed)
     candidate = nna.Network(layers, activation, output, backend=backend, dtype=dtype, seed=seed)
-    worst = relative_error(candidate.forward(X), reference.forward(X))
     expected_loss, expected_grads = reference.gradients(X, Y)
+    expected_forward = reference.forward(X)
+    exact_forward = exact_loss = None
+    exact_grads = [(None, None)] * len(expected_grads)
+    if np.dtype(dtype) == np.float32:
+        exact = nna.Network(layers, activation, output, backend="numpy", dtype="float64", seed=seed)
+        exact.set_params([(W.astype(np.float64), b.astype(np.float64)) for W, b in reference.get_params()])
+        X_exact, Y_exact = X.astype(np.float32).astype(np.float64), Y.astype(np.float32).astype(np.float64)
+        exact_forward = exact.forward(X_exact)
+        exact_loss, exact_grads = exact.gradients(X_exact, Y_exact)
+    worst = agreement(candidate.forward(X), expected_forward, exact_forward, dtype)
     loss, grads = candidate.gradients(X, Y)
-    worst = max(worst, relative_error(loss, expected_loss), relative_error(candidate.loss(X, Y), expected_loss))
-    for (dW, db), (expected_dW, expected_db) in zip(grads, expected_grads):
+    worst = max(worst, agreement(loss, expected_loss, exact_loss, dtype))
+    worst = max(worst, agreement(candidate.loss(X, Y), expected_loss, exact_loss, dtype))
+    for (dW, db), (expected_dW, expected_db), (exact_dW, exact_db) in zip(grads, expected_grads, exact_grads):
         assert dW.dtype == np.dtype(dtype) and db.shape == expected_db.shape
         # one layer's (dW, db) as one vector: a db that nearly cancels to 0 (a mean of H - Y close
         # to 0) is compared at the scale of its layer, where float32 sums in another order agree
-        worst = max(worst, relative_error(np.r_[dW.ravel(), db.ravel()], np.r_[expected_dW.ravel(), expected_db.ravel()]))
+        exact_layer = None if exact_dW is None else np.r_[exact_dW.ravel(), exact_db.ravel()]
+        expected_layer = np.r_[expected_dW.ravel(), expected_db.ravel()]
+        worst = max(worst, agreement(np.r_[dW.ravel(), db.ravel()], expected_layer, exact_layer, dtype))
     return worst
 
 
