@@ -387,7 +387,7 @@ def test_numba_num_threads_is_honoured_and_reported():
 
 # ----- random shapes ------------------------------------------------------------------------------
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
@@ -408,6 +408,8 @@ def networks(draw):
     dtype=st.sampled_from(["float32", "float64"]),
     seed=st.integers(0, 2**16),
 )
+# A gradient through a one-unit layer that float32 cannot resolve to 1e-5 (see ``agreement``)
+@example(network=([8, 1, 61, 70, 1], ["sigmoid", "relu", "relu"], "sigmoid"), m=3, dtype="float32", seed=29565)
 def test_random_shapes_match_numpy(network, m, dtype, seed):
     layers, activations, output = network
     for backend in (FUSED, LAYERED):
