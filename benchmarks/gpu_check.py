@@ -11,6 +11,10 @@ host clock. Sizes are capped by free device memory, and the CPU runners by ``--m
 whole check stays within its time budget. Writes ``gpu_check.json`` and ``gpu_check.txt`` (a table)
 into ``--out``.
 
+Mini-batch cases (``MINI_BATCH_CASES``): one epoch of shuffled mini-batch SGD through each
+backend's training plan (784-256-10 at batch 32 and 256, 2-6-6-1 at batch 32), numpy, numba and
+cupy; the CuPy plan's steps queue no host synchronisation, so the epoch is timed with CUDA events.
+
 Targets: cupy-fused >= 10x cupy-layers for 2-6-6-1 at m = 1e7; cupy-layers >= 0.8x torch-cuda for
 784-256-10 (at each m both ran).
 """
@@ -32,6 +36,10 @@ NETWORKS = {
     "784-256-10": ([784, 256, 10], "relu", "softmax", [60_000, 10**6]),
 }
 DRY_RUN_SIZES = {"2-6-6-1": [10**4, 10**5], "784-256-10": [2_000]}
+# Mini-batch cases (network, m, batch): each timing is one epoch of shuffled mini-batch SGD.
+MINI_BATCH_CASES = [("784-256-10", 30_000, 32), ("784-256-10", 30_000, 256), ("2-6-6-1", 10**6, 32)]
+DRY_RUN_MINI_BATCH_CASES = [("784-256-10", 2_000, 256), ("2-6-6-1", 10**4, 32)]
+MINI_BATCH_RUNNERS = ("numpy", "numba", "cupy-layers")
 GPU_RUNNERS = ("cupy-fused", "cupy-layers", "torch-cuda")
 CPU_RUNNERS = ("numpy", "numba")
 FUSED_SPEEDUP_TARGET = 10.0
@@ -72,6 +80,24 @@ def main(argv=None) -> int:
                     record["skipped"] = reason
                 results.append(record)
                 print(format_record(record), flush=True)
+
+    cases = DRY_RUN_MINI_BATCH_CASES if args.dry_run else MINI_BATCH_CASES
+    for net, m, batch in cases:
+        layers, activation, output, _ = NETWORKS[net]
+        for runner in MINI_BATCH_RUNNERS:
+            remaining = args.budget - (time.perf_counter() - started)
+            record = {"runner": runner, "net": net, "m": m, "batch": batch}
+            reason = skip_reason(runner, layers, m, args, device, remaining)
+            if reason is None:
+                try:
+                    epoch_s = time_mini_batch(runner, layers, activation, output, m, batch, args.case_seconds)
+                    record.update(step_s=epoch_s, examples_per_s=m / epoch_s)
+                except Exception as error:  # one failing runner must not lose the others' numbers
+                    reason = f"failed: {type(error).__name__}: {error}"
+            if reason is not None:
+                record["skipped"] = reason
+            results.append(record)
+            print(format_record(record), flush=True)
 
     report = {
         "device": device,
@@ -174,14 +200,34 @@ def time_runner(runner, layers, activation, output, m, case_seconds) -> float:
         backend = nna.backends.load_backend(runner)
     network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
     X, Y = make_data(backend, layers, output, m)
-    grads = network._gradient_buffers()
 
     def step():
-        full_batch_step(network, X, Y, grads, 1e-3)
+        full_batch_step(network, X, Y, 1e-3)
 
     if runner.startswith("cupy"):
         return cuda_event_seconds(step, case_seconds)
     return host_seconds(step, backend.synchronize, case_seconds)
+
+
+def time_mini_batch(runner, layers, activation, output, m, batch, case_seconds) -> float:
+    """Median seconds of one epoch of mini-batch SGD (shuffled) through the backend's plan."""
+    import nnaccel as nna
+    from nnaccel.nn.training import epoch_order
+    from nnaccel.optim import Hyperparameters
+
+    backend = nna.backends.load_backend("cupy" if runner.startswith("cupy") else runner)
+    network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
+    plan = network.plan(batch)
+    X, Y = make_data(nna.backends.load_backend("numpy"), layers, output, m)
+    data = plan.load(X, Y)
+    order = epoch_order(0, 0, m)
+
+    def epoch():
+        plan.epoch(network._params, data, order, Hyperparameters(1e-3))
+
+    if runner.startswith("cupy"):
+        return cuda_event_seconds(epoch, case_seconds)
+    return host_seconds(epoch, backend.synchronize, case_seconds)
 
 
 def make_data(backend, layers, output, m):
@@ -279,7 +325,7 @@ def time_torch(layers, activation, output, m, case_seconds) -> float:
 # ----- targets and the report ------------------------------------------------------------------------
 def _rate(results, runner, net, m):
     for record in results:
-        if (record["runner"], record["net"], record["m"]) == (runner, net, m) and "examples_per_s" in record:
+        if (record["runner"], record["net"], record["m"]) == (runner, net, m) and "examples_per_s" in record and not record.get("batch"):
             return record["examples_per_s"]
     return None
 
@@ -309,7 +355,8 @@ def summarise_tests(path) -> str | None:
 
 
 def format_record(record) -> str:
-    head = f"{record['runner']:12s} {record['net']:11s} m={record['m']:<11,d}"
+    net = record["net"] + (f" b{record['batch']}" if record.get("batch") else "")
+    head = f"{record['runner']:12s} {net:11s} m={record['m']:<11,d}"
     if "skipped" in record:
         return f"{head} skipped: {record['skipped']}"
     return f"{head} {record['step_s'] * 1e3:10.3f} ms/step {record['examples_per_s'] / 1e6:10.2f} M examples/s"
@@ -319,11 +366,12 @@ def format_table(report) -> str:
     lines = [f"device: {report['device'].get('gpu') or report['device'].get('why_not')}", ""]
     lines.append(f"{'runner':12s} {'net':11s} {'m':>12s} {'ms/step':>11s} {'M ex/s':>11s}")
     for record in report["results"]:
+        net = record["net"] + (f" b{record['batch']}" if record.get("batch") else "")
         if "skipped" in record:
-            lines.append(f"{record['runner']:12s} {record['net']:11s} {record['m']:>12,d}  skipped: {record['skipped']}")
+            lines.append(f"{record['runner']:12s} {net:11s} {record['m']:>12,d}  skipped: {record['skipped']}")
         else:
             lines.append(
-                f"{record['runner']:12s} {record['net']:11s} {record['m']:>12,d} "
+                f"{record['runner']:12s} {net:11s} {record['m']:>12,d} "
                 f"{record['step_s'] * 1e3:11.3f} {record['examples_per_s'] / 1e6:11.2f}"
             )
     lines.append("")

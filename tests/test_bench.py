@@ -85,7 +85,7 @@ def test_step_flops_match_the_matmuls_a_step_runs(layers):
     backend = _CountingBackend()
     network = Network(list(layers), "tanh", net.output, backend=backend, dtype="float32")
     X, Y = make_data(net, 37)
-    full_batch_step(network, X, Y, network._gradient_buffers(), 0.01)
+    full_batch_step(network, X, Y, 0.01)
     assert backend.flops == roofline.step_flops(layers, 37)
 
 
@@ -136,10 +136,10 @@ def test_peak_memory_covers_the_data_and_buffers_of_a_step():
     # The oracle: the bytes of every array the NumPy backend's step keeps, built here in-process.
     runner = make_runner("numpy", net, *make_data(net, m))
     runner.step()
-    network, X, Y, grads = runner.keep
-    workspace = network._workspace(m)
+    network, data = runner.keep
+    workspace = network.plan(None).workspace(m)
     buffers = list(workspace.H) + [workspace.output] + list(workspace.scratch) + list(workspace.extra.values())
-    held = X.nbytes + Y.nbytes + sum(array.nbytes for array in buffers)
+    held = data.X.nbytes + data.Y.nbytes + sum(array.nbytes for array in buffers)
     job = {"kind": "series", "runner": "numpy", "layers": list(net.layers), "activation": "tanh", "output": "sigmoid",
            "ms": [m], "warmup": 0, "repeat": 1, "max_seconds": 1.0}
     (result,) = run_worker(job)

@@ -64,6 +64,10 @@ class ArrayApiBackend(Backend):
         out[...] = self.xp.take(X, self.xp.asarray(indices), axis=1)
         return out
 
+    def take_rows(self, rows, indices, out):
+        out[...] = self.xp.take(rows, self.xp.asarray(indices), axis=0)
+        return out
+
     def all_finite(self, array) -> bool:
         return bool(self.xp.all(self.xp.isfinite(array)))
 

@@ -116,6 +116,10 @@ class Backend:
         """out = X[:, indices] (gathers a shuffled mini-batch); indices come from ``indices``."""
         raise NotImplementedError
 
+    def take_rows(self, rows: Array, indices: Array, out: Array) -> Array:
+        """out = rows[indices] (gathers a shuffled mini-batch of examples stored as rows)."""
+        raise NotImplementedError
+
     def all_finite(self, array: Array) -> bool:
         raise NotImplementedError
 
@@ -133,6 +137,13 @@ class Backend:
             output=self.empty((architecture.n_outputs, m), dtype),
             scratch=[self.empty((widest, m), dtype) for _ in range(1 if self.activation_backward_into_H else 2)],
         )
+
+    def plan(self, architecture: Architecture, dtype, batch_size: int | None, optimizer=None):
+        """The training plan for these settings (see ``plans``); backends with faster paths
+        override this."""
+        from .plans import Plan
+
+        return Plan(self, architecture, dtype, batch_size, optimizer)
 
     # ----- passes built from the primitives --------------------------------------------------------
     def forward_hidden(self, architecture: Architecture, params: list, X: Array, workspace: Workspace) -> list:

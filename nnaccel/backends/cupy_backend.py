@@ -161,6 +161,9 @@ class CupyBackend(Backend):
     def take_columns(self, X, indices, out):
         return self.xp.take(X, indices, axis=1, out=out)
 
+    def take_rows(self, rows, indices, out):
+        return self.xp.take(rows, indices, axis=0, out=out)
+
     def all_finite(self, array) -> bool:
         return bool(self.xp.isfinite(array).all())
 

@@ -58,6 +58,16 @@ class NumbaBackend(NumpyBackend):
         """True when every layer of ``architecture`` (input included) is narrow enough to fuse."""
         return max(architecture.layers) <= self.fused_max_width
 
+    def plan(self, architecture: Architecture, dtype, batch_size: int | None, optimizer=None):
+        """Mini-batches run on the serial plans of ``numba_plans``: a whole epoch per kernel call
+        for a network narrow enough to fuse, else steps with one update call; full batches on the
+        parallel passes below."""
+        from .numba_plans import FusedEpochPlan, LayeredStepPlan
+
+        if self.uses_fused_pass(architecture):
+            return FusedEpochPlan(self, architecture, dtype, batch_size, optimizer)
+        return LayeredStepPlan(self, architecture, dtype, batch_size, optimizer)
+
     # ----- primitives on fused kernels ---------------------------------------------------------------
     def bias_activation(self, A, b, activation, scratch):
         layers.bias_activation(A, b, scalar.activation_code(activation), _fast(A))  # H = act(A + b)

@@ -45,7 +45,10 @@ class NumpyBackend(Backend):
         return np.sum(dA, axis=1, keepdims=True, out=out)
 
     def take_columns(self, X, indices, out):
-        return np.take(X, indices, axis=1, out=out)
+        return np.take(X, indices, axis=1, out=out, mode="clip")  # "raise" would buffer the copy
+
+    def take_rows(self, rows, indices, out):
+        return np.take(rows, indices, axis=0, out=out, mode="clip")
 
     def all_finite(self, array) -> bool:
         return bool(np.isfinite(array).all())

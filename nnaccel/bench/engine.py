@@ -45,6 +45,8 @@ class BenchSettings:
     peers: list[str] = field(default_factory=lambda: list(PEER_NAMES))
     nets: list[NetSpec] = field(default_factory=lambda: [NetSpec((2, 6, 6, 1), "tanh", "sigmoid")])
     m: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+    # mini-batch sizes: None times one full-batch step; B one epoch of batches of B examples
+    batch: list = field(default_factory=lambda: [None])
     repeat: int = 10
     warmup: int = 1
     max_seconds: float = 1.0
@@ -87,7 +89,7 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
     """Run everything ``settings`` asks for and return the report (the ``--json`` document)."""
     check_settings(settings)
     runners = settings.runners()
-    bar = Progress(total=1 + len(settings.nets) * len(runners) * len(settings.m), enabled=progress)
+    bar = Progress(total=1 + len(settings.nets) * len(settings.batch) * len(runners) * len(settings.m), enabled=progress)
     not_run: list[dict] = []
     unavailable: dict[str, str] = {}
     for runner in runners:
@@ -107,39 +109,12 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
 
     records: list[dict] = []
     for net in settings.nets:
-        for runner in runners:
-            if runner in unavailable:
-                bar.skip(len(settings.m))
-                continue
-            job = {
-                "kind": "series",
-                "runner": runner,
-                "layers": list(net.layers),
-                "activation": net.activation,
-                "output": net.output,
-                "ms": settings.m,
-                "warmup": settings.warmup,
-                "repeat": settings.repeat,
-                "max_seconds": settings.max_seconds,
-                "seed": settings.seed,
-            }
-            bar.update(f"{runner} {net.label} m={settings.m[0]:,}")
-            started = time.perf_counter()
-            for index, result in enumerate(run_worker(job, expected=len(settings.m))):
-                m = settings.m[index]
-                result["case_wall_s"] = time.perf_counter() - started
-                started = time.perf_counter()
-                if result["status"] == "unavailable":
-                    unavailable[runner] = result["reason"]
-                    not_run.append({"backend": runner, "reason": result["reason"]})
-                    bar.skip(len(settings.m) - index - 1)
-                    break
-                if result["status"] == "ok":
-                    records.append(make_record(runner, net, m, result, limits))
-                else:
-                    not_run.append({"backend": runner, "net": net.label, "m": m, "reason": result["reason"]})
-                if index + 1 < len(settings.m):
-                    bar.update(f"{runner} {net.label} m={settings.m[index + 1]:,}")
+        for batch in settings.batch:
+            for runner in runners:
+                if runner in unavailable:
+                    bar.skip(len(settings.m))
+                    continue
+                _run_series(settings, net, batch, runner, limits, records, not_run, unavailable, bar)
     bar.close()
 
     add_speedups(records)
@@ -169,6 +144,42 @@ def run_bench(settings: BenchSettings, progress: bool = False, command: str | No
         "not_run": not_run,
         "crossover": crossovers,
     }
+
+
+def _run_series(settings, net: NetSpec, batch, runner: str, limits: dict, records, not_run, unavailable, bar) -> None:
+    """Every m of one (network, batch size, runner) in one worker; appends to records/not_run."""
+    job = {
+        "kind": "series",
+        "runner": runner,
+        "layers": list(net.layers),
+        "activation": net.activation,
+        "output": net.output,
+        "ms": settings.m,
+        "batch": batch,
+        "warmup": settings.warmup,
+        "repeat": settings.repeat,
+        "max_seconds": settings.max_seconds,
+        "seed": settings.seed,
+    }
+    label = net.label if batch is None else f"{net.label} batch {batch}"
+    bar.update(f"{runner} {label} m={settings.m[0]:,}")
+    started = time.perf_counter()
+    for index, result in enumerate(run_worker(job, expected=len(settings.m))):
+        m = settings.m[index]
+        result["case_wall_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if result["status"] == "unavailable":
+            if batch is None:
+                unavailable[runner] = result["reason"]
+            not_run.append({"backend": runner, "reason": result["reason"]})
+            bar.skip(len(settings.m) - index - 1)
+            break
+        if result["status"] == "ok":
+            records.append(make_record(runner, net, m, result, limits, batch))
+        else:
+            not_run.append({"backend": runner, "net": net.label, "m": m, "reason": result["reason"]})
+        if index + 1 < len(settings.m):
+            bar.update(f"{runner} {label} m={settings.m[index + 1]:,}")
 
 
 def runner_unavailable_reason(runner: str) -> str | None:
@@ -247,7 +258,7 @@ def flatten_limits(measured: dict) -> dict:
     }
 
 
-def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict) -> dict:
+def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict, batch: int | None = None) -> dict:
     """One row of ``results`` from a worker's timings."""
     stats = summarize(result["seconds"])
     device = device_of(runner)
@@ -264,6 +275,7 @@ def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict) -
         "activation": net.activation,
         "output": net.output,
         "m": m,
+        "batch": None if batch is None or batch >= m else batch,
         **stats,
         "examples_per_s": m / stats["step_s"],
         "speedup_vs_numpy": None,
@@ -283,9 +295,9 @@ def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict) -
 
 def add_speedups(records: list[dict]) -> None:
     """speedup_vs_numpy = NumPy's step time / this step time, for the same network and m."""
-    numpy_steps = {(r["net"], r["m"]): r["step_s"] for r in records if r["backend"] == "numpy"}
+    numpy_steps = {(r["net"], r["m"], r.get("batch")): r["step_s"] for r in records if r["backend"] == "numpy"}
     for record in records:
-        reference = numpy_steps.get((record["net"], record["m"]))
+        reference = numpy_steps.get((record["net"], record["m"], record.get("batch")))
         record["speedup_vs_numpy"] = None if reference is None else reference / record["step_s"]
 
 

@@ -16,6 +16,7 @@ with the same learning rate, so one of their steps leaves the same parameters as
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 
@@ -30,8 +31,12 @@ FIRST_CALL_ROWS = 64
 SKLEARN_ACTIVATIONS = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "identity": "identity"}
 
 
-def torch_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, device: str = "cpu") -> Runner:
-    """PyTorch training step for ``net`` on X (n, m), Y (outputs, m); device "cpu" or "cuda"."""
+def torch_runner(
+    net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, device: str = "cpu", batch: int | None = None
+) -> Runner:
+    """PyTorch training step for ``net`` on X (n, m), Y (outputs, m); device "cpu" or "cuda". With
+    ``batch``: one epoch of mini-batch steps, in nnaccel's shuffled order of epoch 0, each batch
+    gathered from the examples stored as rows (as a DataLoader batch is)."""
     if importlib.util.find_spec("torch") is None:
         raise RunnerUnavailable("PyTorch is not installed; install it with `pip install 'nnaccel[peers]'`")
     import torch
@@ -47,12 +52,30 @@ def torch_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, devi
     X_device = torch.from_numpy(np.ascontiguousarray(X, dtype=DTYPE)).to(target)
     Y_device = torch.from_numpy(np.ascontiguousarray(Y, dtype=DTYPE)).to(target)
 
-    def step():
-        loss = torch_loss(net, params, X_device, Y_device)
+    def update(X, Y):
+        loss = torch_loss(net, params, X, Y)
         grads = torch.autograd.grad(loss, flat)
         with torch.no_grad():
             for tensor, gradient in zip(flat, grads):
                 tensor.sub_(gradient, alpha=LEARNING_RATE)  # W -= lr * dW
+
+    if batch is None:
+        step = functools.partial(update, X_device, Y_device)
+        timed = "one hand-written PyTorch step: forward, autograd backward, in-place W -= lr dW"
+    else:
+        from ..nn.training import epoch_order
+        from .runners import mini_batch_timed
+
+        X_rows = X_device.t().contiguous()
+        Y_rows = Y_device.t().contiguous()
+        order = torch.from_numpy(epoch_order(seed, 0, X.shape[1])).to(target)
+        batches = list(torch.split(order, batch))
+
+        def step():
+            for indices in batches:
+                update(X_rows[indices].t(), Y_rows[indices].t())
+
+        timed = mini_batch_timed(batch) + " (PyTorch autograd)"
 
     on_gpu = device == "cuda"
     return Runner(
@@ -60,7 +83,7 @@ def torch_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, devi
         step=step,
         synchronize=torch.cuda.synchronize if on_gpu else (lambda: None),
         events="torch" if on_gpu else None,
-        timed="one hand-written PyTorch step: forward, autograd backward, in-place W -= lr dW",
+        timed=timed,
         threads=None if on_gpu else torch.get_num_threads(),
         params=lambda: [tensor.detach().cpu().numpy().copy() for tensor in flat],
         keep=[params, X_device, Y_device],

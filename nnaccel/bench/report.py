@@ -15,16 +15,29 @@ BUSY_SHARE = 0.1  # other programs using more of the CPUs than this make the tab
 def format_table(report: dict) -> str:
     """The whole report as text: machine and limits, one table per network, then notes."""
     lines = _header(report)
-    for net in report["settings"]["nets"]:
-        records = [r for r in report["results"] if r["net"] == net]
+    for net, batch in _groups(report):
+        records = [r for r in report["results"] if r["net"] == net and r.get("batch") == batch]
         output = report["settings"]["outputs"][net]
-        lines += ["", f"{net} ({report['settings']['activation']} hidden, {output} output)"]
+        steps = "full-batch steps" if batch is None else f"epochs of mini-batches of {batch}"
+        lines += ["", f"{net} ({report['settings']['activation']} hidden, {output} output), {steps}"]
         if records:
             lines += _table(records)
         else:
             lines.append("  (no case ran)")
     lines += _notes(report)
     return "\n".join(lines)
+
+
+def _groups(report: dict) -> list:
+    """(network, batch size) of each table: every network's full-batch table, and its mini-batch
+    tables that have results (a batch of at least m is timed as a full batch)."""
+    batches = report["settings"].get("batch", [None])
+    groups = []
+    for net in report["settings"]["nets"]:
+        for batch in batches:
+            if batch is None or any(r["net"] == net and r.get("batch") == batch for r in report["results"]):
+                groups.append((net, batch))
+    return groups
 
 
 def write_json(report: dict, path: str | os.PathLike) -> None:

@@ -67,44 +67,57 @@ def make_data(net: NetSpec, m: int, seed: int = 0, rows: bool = False) -> tuple[
     return X, Y
 
 
-def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Runner:
-    """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m)."""
+def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None) -> Runner:
+    """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m). With
+    ``batch`` (fewer than m) its step is one epoch of mini-batch SGD over the m examples."""
+    batch = None if batch is None or batch >= X.shape[1] else int(batch)
     if name in BACKEND_NAMES:
-        return backend_runner(name, net, X, Y, seed)
+        return backend_runner(name, net, X, Y, seed, batch)
     from . import peers
 
     if name == "torch-cpu":
-        return peers.torch_runner(net, X, Y, seed, device="cpu")
+        return peers.torch_runner(net, X, Y, seed, device="cpu", batch=batch)
     if name == "torch-cuda":
-        return peers.torch_runner(net, X, Y, seed, device="cuda")
+        return peers.torch_runner(net, X, Y, seed, device="cuda", batch=batch)
     if name == "sklearn":
+        if batch is not None:
+            raise RunnerUnavailable("the scikit-learn runner times full-batch steps only (no --batch)")
         return peers.sklearn_runner(net, X, Y, seed)
     raise ValueError(f"unknown runner {name!r}")
 
 
-def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Runner:
-    """An nnaccel backend's training step. Raises BackendUnavailable if the backend cannot run."""
+def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None) -> Runner:
+    """An nnaccel backend's training step (with ``batch``: one epoch of mini-batch steps, in the
+    shuffled order of epoch 0, through the network's plan). Raises BackendUnavailable if the
+    backend cannot run."""
     from ..nn.network import Network
-    from ..nn.training import full_batch_step
+    from ..nn.training import epoch_order
+    from ..optim import Hyperparameters
 
     network = Network(list(net.layers), net.activation, net.output, seed=seed, backend=name, dtype=DTYPE)
     backend = network.backend
-    X_device = backend.asarray(X, network.dtype)
-    Y_device = backend.asarray(Y, network.dtype)
-    grads = network._gradient_buffers()
+    plan = network.plan(batch)
+    data = plan.load(X, Y)
+    order = epoch_order(seed, 0, X.shape[1]) if batch is not None else None
+    hyper = Hyperparameters(LEARNING_RATE)
 
     def step():
-        return full_batch_step(network, X_device, Y_device, grads, LEARNING_RATE)
+        return plan.epoch(network._params, data, order, hyper)
 
     return Runner(
         name=name,
         step=step,
+        timed=Runner.timed if batch is None else mini_batch_timed(batch),
         synchronize=backend.synchronize,
         events="cupy" if name == "cupy" else None,
         threads=_backend_threads(name),
         params=lambda: [array for pair in network.get_params() for array in pair],
-        keep=[network, X_device, Y_device, grads],
+        keep=[network, data],
     )
+
+
+def mini_batch_timed(batch: int) -> str:
+    return f"one epoch of mini-batch SGD (batch {batch}, shuffled): forward + backward + update per batch"
 
 
 def _backend_threads(name: str) -> int | None:

@@ -158,6 +158,23 @@ def _parse_size(text: str, context: str) -> int:
     return int(value)
 
 
+def parse_batches(text: str) -> list:
+    """The batch sizes of ``--batch``: positive integers, and ``full`` (None: full-batch steps)."""
+    batches = []
+    for part in _comma_list(text, "--batch"):
+        if part.lower() == "full":
+            batches.append(None)
+            continue
+        try:
+            size = int(part)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValueError(f"--batch expects positive batch sizes and/or 'full', like 32,256,full; got {part!r}")
+        batches.append(size)
+    return _unique(batches)
+
+
 def _comma_list(text: str, option: str) -> list[str]:
     parts = [part.strip().lower() for part in text.split(",")]
     if not text.strip() or any(not part for part in parts):

@@ -113,7 +113,8 @@ def run_case(job: dict) -> dict:
     name, m, seed = job["runner"], int(job["m"]), int(job.get("seed", 0))
     rows = name == "sklearn"  # scikit-learn takes (m, n); give it that layout without a second copy
 
-    compile_runner = make_runner(name, net, *make_data(net, min(m, COMPILE_WARMUP_M), seed, rows), seed)
+    batch = job.get("batch")
+    compile_runner = make_runner(name, net, *make_data(net, min(m, max(COMPILE_WARMUP_M, 2 * (batch or 0) + 1)), seed, rows), seed, batch)
     for _ in range(2):
         compile_runner.step()
     compile_runner.synchronize()
@@ -122,7 +123,7 @@ def run_case(job: dict) -> dict:
 
     memory = _memory_tracker(name)
     memory.start()
-    runner = make_runner(name, net, *make_data(net, m, seed, rows), seed)
+    runner = make_runner(name, net, *make_data(net, m, seed, rows), seed, batch)
     if runner.events:
         seconds = time_steps_cuda(
             runner.step,

@@ -48,6 +48,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--net", default="2-6-6-1", help="layer sizes joined by '-', several separated by commas (default 2-6-6-1)")
     parser.add_argument("--m", default="1e4,1e5,1e6", help="examples per step: list and/or range, see above (default 1e4,1e5,1e6)")
+    parser.add_argument(
+        "--batch",
+        default="full",
+        help="comma list of mini-batch sizes and/or 'full': with a size each timing is one epoch of "
+        "mini-batch SGD over the m examples (default full: one full-batch step)",
+    )
     parser.add_argument("--repeat", type=int, default=10, help="timed steps per case, at most (default 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps at each m before timing (default 1)")
     parser.add_argument(
@@ -72,13 +78,14 @@ def add_parser(subparsers) -> None:
 def settings_from_args(args):
     """Parse and check every argument; raises ValueError (exit 2) before any work is done."""
     from ..bench.engine import BenchSettings, check_settings
-    from ..bench.spec import parse_backends, parse_m, parse_nets, parse_peers
+    from ..bench.spec import parse_backends, parse_batches, parse_m, parse_nets, parse_peers
 
     settings = BenchSettings(
         backends=parse_backends(args.backends),
         peers=parse_peers(args.peers),
         nets=parse_nets(args.net, args.activation, args.output),
         m=parse_m(args.m),
+        batch=parse_batches(args.batch),
         repeat=args.repeat,
         warmup=args.warmup,
         max_seconds=args.max_seconds,
@@ -102,7 +109,7 @@ def settings_from_args(args):
 
 def command_line(args) -> str:
     """The command that repeats this run, spelled out with every setting."""
-    words = ["nnaccel", "bench", "--backends", args.backends, "--peers", args.peers, "--net", args.net, "--m", args.m]
+    words = ["nnaccel", "bench", "--backends", args.backends, "--peers", args.peers, "--net", args.net, "--m", args.m, "--batch", args.batch]
     words += ["--repeat", str(args.repeat), "--warmup", str(args.warmup), "--max-seconds", f"{args.max_seconds:g}"]
     words += ["--activation", args.activation, "--output", args.output, "--seed", str(args.seed)]
     return shlex.join(words)

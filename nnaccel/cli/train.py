@@ -26,6 +26,7 @@ from ..data.pipeline import Pipeline, build_pipeline, class_indices
 from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
 from ..errors import TrainingInterrupted
 from ..io import atomic_write
+from ..nn import training
 from ..nn.activations import HIDDEN_ACTIVATIONS
 
 # The Playground's own defaults where it has one (lr 0.03, tanh, hidden 4,2, batch 10, ratio 50 %,
@@ -448,6 +449,10 @@ def run(args) -> int:
                       "settings": {key: value for key, value in settings.items() if key != "resume"}},
         )
 
+    if completed < settings["epochs"] and not getattr(args, "scheduler", None):
+        # compile (or load from Numba's cache) before the clock starts: examples/s is training alone
+        batch = settings["batch_size"] or None
+        training.prepare_with_notice(network, batch if batch and batch < data.X_train.shape[1] else None)
     progress = Progress(settings["epochs"], completed, enabled=not args.quiet)
 
     def on_epoch_end(epoch: int, history: dict) -> None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..backends import check_name
 from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
-from ..nn.training import _apply_update, check_hyperparameters, run_epochs
+from ..nn.training import check_hyperparameters, run_epochs
+from ..optim import Hyperparameters
 from ..nn.validation import check_X, check_Y
 from . import worker
 from .arrays import from_npy
@@ -202,7 +203,7 @@ class DataParallel:
         loss, grads = self.gradients()
         backend = self.network.backend
         grads = [(backend.asarray(dW, self.dtype), backend.asarray(db, self.dtype)) for dW, db in grads]
-        _apply_update(backend, self.network._params, grads, lr, l1, l2)
+        self.network.plan(None).update(self.network._params, grads, Hyperparameters(lr, l1, l2))
         return np.float64(loss), self.m
 
     def mean_loss(self) -> float:

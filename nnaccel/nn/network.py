@@ -14,6 +14,7 @@ import numpy as np
 from ..backends import Backend, resolve
 from ..data.sources import as_source, check_source
 from ..io import atomic_write
+from ..optim import SGD
 from . import training
 from .architecture import Architecture
 from .initialization import initial_params
@@ -58,6 +59,7 @@ class Network:
         self.backend = resolve(backend)
         self.seed = seed
         self._workspaces: dict = {}
+        self._plans: dict = {}
         self._params = self._to_backend(initial_params(self.architecture, seed, self.dtype))
 
     # ----- description -----------------------------------------------------------------------------
@@ -121,6 +123,26 @@ class Network:
             self._workspaces[m] = self.backend.workspace(self.architecture, m, self.dtype)
         return self._workspaces[m]
 
+    def plan(self, batch_size: int | None, optimizer=None):
+        """The backend's training plan for mini-batches of ``batch_size`` examples (None: full
+        batch), kept while the settings stay the same (it owns the step buffers)."""
+        optimizer = optimizer if optimizer is not None else SGD()
+        key = (batch_size, optimizer)
+        if key not in self._plans:
+            if len(self._plans) >= _CACHED_WORKSPACES:
+                self._plans.clear()
+            self._plans[key] = self.backend.plan(self.architecture, self.dtype, batch_size, optimizer)
+        return self._plans[key]
+
+    def prepare(self, batch_size: int | None = None) -> None:
+        """Compile the backend's kernels for training this network with ``batch_size`` (None: full
+        batch) and for evaluating it, without changing it. Numba compiles a kernel on its first
+        use (tens of seconds on a new machine, then cached on disk); call this to pay that cost
+        up front, outside a timed loop. A no-op on the NumPy backend."""
+        if batch_size is not None:
+            training.check_hyperparameters(1, 1.0, batch_size, 0.0, 0.0)
+        self.plan(batch_size).warm_up(self._params)
+
     # ----- forward, loss, gradients ----------------------------------------------------------------
     def forward(self, X) -> np.ndarray:
         """The output layer's activations H (outputs, m) for X (n, m), as a NumPy array."""
@@ -129,10 +151,7 @@ class Network:
         H = np.empty((self.architecture.n_outputs, m), dtype=self.dtype)
         for start in range(0, m, EVALUATION_CHUNK):
             chunk = self.backend.asarray(X[:, start : start + EVALUATION_CHUNK], self.dtype)
-            workspace = self._workspace(chunk.shape[1])
-            H[:, start : start + chunk.shape[1]] = self.backend.to_numpy(
-                self.backend.forward(self.architecture, self._params, chunk, workspace)
-            )
+            H[:, start : start + chunk.shape[1]] = self.backend.to_numpy(self.plan(None).forward(self._params, chunk))
         return H
 
     def predict_proba(self, X) -> np.ndarray:
@@ -169,8 +188,7 @@ class Network:
             X_chunk, Y_chunk = X[:, start:stop], Y[:, start:stop]
             if stop - start != m:
                 X_chunk, Y_chunk = self.backend.copy(X_chunk), self.backend.copy(Y_chunk)
-            workspace = self._workspace(stop - start)
-            total = total + self.backend.loss_sum(self.architecture, self._params, X_chunk, Y_chunk, workspace)
+            total = total + self.plan(None).loss_sum(self._params, X_chunk, Y_chunk)
         return self.backend.to_float(total) / m
 
     def gradients(self, X, Y=None) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:

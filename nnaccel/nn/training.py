@@ -28,6 +28,7 @@ from ..data.sources import (
     prefetch,
 )
 from ..errors import TrainingDiverged, TrainingInterrupted
+from ..optim import Hyperparameters
 from .validation import check_non_negative, check_positive, check_X, check_Y
 
 
@@ -83,10 +84,11 @@ def fit(
     if validation is not None:
         validation = _checked_validation(validation, architecture, passes)
 
+    hyper = Hyperparameters(lr, l1, l2)
     if source is None:
-        run_epoch = _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, lr, l1, l2)
+        run_epoch = _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, hyper)
     else:
-        run_epoch = _streamed_epochs(network, source, batch_size, shuffle, seed, lr, l1, l2)
+        run_epoch = _streamed_epochs(network, source, batch_size, shuffle, seed, hyper)
     measure_validation = _validation_measure(network, validation) if validation is not None else None
     return run_epochs(
         network,
@@ -99,6 +101,26 @@ def fit(
         history=history,
         on_epoch_end=on_epoch_end,
     )
+
+
+def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, stream=None) -> float:
+    """``network.prepare(batch_size)``, saying on stderr what is compiling when it takes longer
+    than ``delay`` seconds (a first run on the Numba backend); returns the seconds it took."""
+    import threading
+
+    stream = stream if stream is not None else sys.stderr
+    names = "/".join(dict.fromkeys(network.activations + [network.output]))
+    notice = threading.Timer(
+        delay, lambda: print(f"nnaccel: compiling {network.backend.name} kernels for {names} (first run only)", file=stream, flush=True)
+    )
+    notice.daemon = True
+    started = time.perf_counter()
+    notice.start()
+    try:
+        network.prepare(batch_size)
+    finally:
+        notice.cancel()
+    return time.perf_counter() - started
 
 
 def run_epochs(
@@ -166,65 +188,28 @@ def run_epochs(
     return history
 
 
-def _apply_update(backend, params, grads, lr, l1, l2) -> None:
-    for (W, b), (dW, db) in zip(params, grads):
-        backend.update(W, dW, lr, l1, l2)  # W -= lr * (dW + l1 sign(W) + l2 W)
-        backend.update(b, db, lr, 0.0, 0.0)  # b -= lr * db
-
-
-def full_batch_step(network, X, Y, grads: list, lr: float, l1: float = 0.0, l2: float = 0.0):
+def full_batch_step(network, X, Y, lr: float, l1: float = 0.0, l2: float = 0.0):
     """One step of gradient descent on backend arrays X (n, m), Y (outputs, m): forward, backward,
-    update. ``grads`` comes from ``network._gradient_buffers()``. Returns the summed loss as a
-    backend scalar (nothing is read back to the host)."""
-    backend = network.backend
-    m = X.shape[1]
-    workspace = network._workspace(m)
-    total = backend.loss_and_gradients(network.architecture, network._params, X, Y, workspace, grads, 1.0 / m)
-    _apply_update(backend, network._params, grads, lr, l1, l2)
-    return total
+    update, through the network's full-batch plan. Returns the summed loss as a backend scalar
+    (nothing is read back to the host)."""
+    return network.plan(None).step(network._params, X, Y, Hyperparameters(lr, l1, l2))
 
 
-def _mini_batch_epoch(network, X, Y, order: np.ndarray, batch: int, grads, lr, l1, l2):
-    backend = network.backend
-    architecture = network.architecture
-    m = X.shape[1]
-    order = backend.indices(order)  # one host-to-device copy per epoch
-    total = 0.0
-    for start in range(0, m, batch):
-        indices = order[start : start + batch]
-        size = indices.shape[0]
-        workspace = network._workspace(size)
-        if "X_batch" not in workspace.extra:
-            workspace.extra["X_batch"] = backend.empty((X.shape[0], size), network.dtype)
-            workspace.extra["Y_batch"] = backend.empty((Y.shape[0], size), network.dtype)
-        X_batch = backend.take_columns(X, indices, workspace.extra["X_batch"])
-        Y_batch = backend.take_columns(Y, indices, workspace.extra["Y_batch"])
-        total = total + backend.loss_and_gradients(
-            architecture, network._params, X_batch, Y_batch, workspace, grads, 1.0 / size
-        )
-        _apply_update(backend, network._params, grads, lr, l1, l2)
-    return total
-
-
-def _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, lr, l1, l2) -> Callable[[int], tuple]:
+def _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, hyper: Hyperparameters) -> Callable[[int], tuple]:
     """``run_epoch(epoch) -> (summed loss, m)`` on checked host arrays X (n, m), Y (outputs, m),
-    moved to the backend once."""
-    backend = network.backend
+    moved to the backend once, in the layout the network's plan reads batches from."""
     m = X.shape[1]
-    batch = m if batch_size is None else min(int(batch_size), m)
-    X_device, Y_device = backend.asarray(X, network.dtype), backend.asarray(Y, network.dtype)
-    grads = network._gradient_buffers()
+    plan = network.plan(None if batch_size is None or batch_size >= m else int(batch_size))
+    data = plan.load(X, Y)
 
     def run_epoch(epoch: int) -> tuple:
-        if batch == m:
-            return full_batch_step(network, X_device, Y_device, grads, lr, l1, l2), m
-        order = epoch_order(seed, epoch, m) if shuffle else np.arange(m)
-        return _mini_batch_epoch(network, X_device, Y_device, order, batch, grads, lr, l1, l2), m
+        order = epoch_order(seed, epoch, m) if shuffle and plan.gathers_batches(m) else None
+        return plan.epoch(network._params, data, order, hyper), m
 
     return run_epoch
 
 
-def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, lr, l1, l2) -> Callable[[int], tuple]:
+def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, hyper: Hyperparameters) -> Callable[[int], tuple]:
     """``run_epoch(epoch) -> (summed loss, m)`` reading ``source`` chunk by chunk.
 
     Full batch: each chunk's gradient, scaled by 1/m, is added up over the chunks, then one update;
@@ -232,26 +217,23 @@ def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, lr,
     each chunk, consecutive batches of that order (see ``nnaccel.data.sources.epoch_column_order``).
     """
     columns = default_chunk_columns(network.architecture, network.dtype)
-    grads = network._gradient_buffers()
-    chunk_grads = network._gradient_buffers()
+    full_batch = batch_size is None or (source.m is not None and batch_size >= source.m)
+    plan = network.plan(None if full_batch else int(batch_size))
 
     def run_epoch(epoch: int) -> tuple:
-        if batch_size is None or (source.m is not None and batch_size >= source.m):
-            return _streamed_full_batch_epoch(network, source, columns, grads, chunk_grads, lr, l1, l2)
+        if full_batch:
+            grads = plan.gradient_buffers(network._params)
+            total, seen = accumulate_gradients(network, source, grads, network._gradient_buffers(), columns)
+            plan.update(network._params, grads, hyper)
+            return total, seen
         order = None
         if shuffle and source.random_access:
             order = chunk_order(seed, epoch, len(source.boundaries(columns)) - 1)
         chunks = host_chunks(source, network.architecture, network.dtype, columns=columns, order=order)
         blocks = batch_blocks(chunks, int(batch_size), seed=seed, epoch=epoch, shuffle=shuffle)
-        return _streamed_mini_batch_epoch(network, blocks, grads, lr, l1, l2)
+        return _streamed_mini_batch_epoch(network, plan, blocks, hyper)
 
     return run_epoch
-
-
-def _streamed_full_batch_epoch(network, source: DataSource, columns: int, grads, chunk_grads, lr, l1, l2) -> tuple:
-    total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
-    _apply_update(network.backend, network._params, grads, lr, l1, l2)
-    return total, seen
 
 
 def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: list, columns: int | None = None) -> tuple:
@@ -281,22 +263,26 @@ def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: 
     return total, seen
 
 
-def _streamed_mini_batch_epoch(network, blocks, grads, lr, l1, l2) -> tuple:
-    """Blocks (X (count, n, batch), Y (count, outputs, batch)) of whole batches: one update per batch."""
-    backend, architecture = network.backend, network.architecture
+def _streamed_mini_batch_epoch(network, plan, blocks, hyper: Hyperparameters) -> tuple:
+    """Blocks (X (count, n, batch), Y (count, outputs, batch)) of whole batches, each laid out as
+    consecutive columns (n, count batch) for the plan: one update per batch."""
+    backend = network.backend
     total, seen = 0.0, 0
     with contextlib.closing(prefetch(blocks)) as host_blocks:
         for X_block, Y_block in device_chunks(backend, host_blocks, network.dtype):
-            for index in range(X_block.shape[0]):
-                X_batch, Y_batch = X_block[index], Y_block[index]  # contiguous (n, batch) and (outputs, batch)
-                size = X_batch.shape[1]
-                workspace = network._workspace(size)
-                total = total + backend.loss_and_gradients(
-                    architecture, network._params, X_batch, Y_batch, workspace, grads, 1.0 / size
-                )
-                _apply_update(backend, network._params, grads, lr, l1, l2)
-                seen += size
+            X = _as_columns(X_block)
+            Y = _as_columns(Y_block)
+            total = total + plan.run_batches(network._params, X, Y, hyper)
+            seen += X.shape[1]
     return total, seen
+
+
+def _as_columns(block):
+    """(count, rows, batch) -> (rows, count batch): the block's batches side by side, in order."""
+    count, rows, batch = block.shape
+    if count == 1:
+        return block[0]
+    return block.transpose(1, 0, 2).reshape(rows, count * batch)
 
 
 def source_gradients(network, source: DataSource) -> tuple:

@@ -1,0 +1,364 @@
+"""Mini-batch SGD kernels: a whole epoch of a small network in one call, and the serial pieces of a
+wide network's step.
+
+Small networks (every layer a few dozen units wide). A mini-batch step of 2-6-6-1 at batch 32 is
+a few thousand multiply-adds; a Python loop dispatching ten kernels per step spends its time in
+the dispatches, and a parallel kernel per step spends it waking the thread pool. ``sgd_epoch``
+instead runs every step of an epoch, back to back on one thread: for each batch of X's columns,
+the forward pass, the loss, the backward pass and the update of the packed parameters ``theta``
+(layout of ``numba_network.pack_layout``). X and Y hold the epoch's examples in the order they are
+visited (the caller gathers a shuffled epoch once), so every batch is a slice.
+
+Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
+between them, a (units, batch) array of a few hundred thousand entries at most, costs less than
+waking a second pool, so these kernels are serial: ``bias_activation``, ``output_loss_gradient``
+(with db_L), ``activation_backward`` (with db), and ``sgd_update`` of every layer in one call.
+
+Reproducibility: everything here is serial, so the results are the same for any thread count and
+from run to run. Precision and the float32 ``fast`` functions are those of ``numba_network``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+import math
+
+from .numba_layers import (
+    ELU,
+    LEAKY_RELU,
+    IDENTITY,
+    OPTIONS,
+    OUTPUT_SIGMOID,
+    RELU,
+    SELU,
+    SIGMOID,
+    TANH,
+    OUTPUT_SOFTMAX,
+    ROW_OPTIONS,
+    ZERO,
+    activate_row,
+    add_products,
+    combine_rows,
+    derivative_row,
+    elu,
+    elu_derivative,
+    exp_negative,
+    exp_negative_float32,
+    identity_derivative,
+    leaky_relu,
+    leaky_relu_derivative,
+    log1p_unit_float32,
+    output_row,
+    relu,
+    relu_derivative,
+    row_sum,
+    selu,
+    selu_derivative,
+    sigmoid,
+    sigmoid_cross_entropy,
+    sigmoid_derivative,
+    sigmoid_from_exp,
+    softmax_block,
+    softmax_forward_block,
+    tanh,
+    tanh_derivative,
+    tanh_rational,
+)
+
+# Batches below this size go one example at a time through scalar loops: with a few examples a
+# row pass per unit costs more in calls and loop set-up than its arithmetic.
+SCALAR_BATCH = 8
+
+
+@numba.njit(**ROW_OPTIONS)
+def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
+    """Rows of H (units, block) become every layer's output for columns start:start+width of X;
+    the output layer's rows hold W H without the bias."""
+    depth = sizes.size - 1
+    for layer in range(depth):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        if layer == 0:
+            source, source_row, source_col = X, 0, start
+        else:
+            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        for i in range(fan_out):
+            row = H[row_offsets[layer] + i]
+            combine_rows(row, theta, weight_offsets[layer] + i * fan_in, 1, fan_in, source, source_row, source_col, width)  # A = W H
+            if layer < depth - 1:
+                activate_row(row[:width], theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
+
+
+@numba.njit(**ROW_OPTIONS)
+def block_gradients(
+    X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift, normaliser, gradients
+):
+    """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
+    ``gradients`` (laid out like theta, float64); returns their summed loss. H (units, block) and
+    dH (block,) are scratch; shift and normaliser (block,) float64 scratch for a softmax output."""
+    depth = sizes.size - 1
+    outputs = sizes[depth]
+    output_rows = row_offsets[depth - 1]
+    output_bias = bias_offsets[depth - 1]
+    output_code = codes[depth - 1]
+    _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+    loss = 0.0
+    if output_code == OUTPUT_SOFTMAX:  # the output rows become dA_L = H_L - Y
+        loss += softmax_block(H, output_rows, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
+    else:
+        for i in range(outputs):
+            loss += output_row(H, output_rows + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
+    for i in range(outputs):
+        gradients[output_bias + i] += row_sum(H[output_rows + i, :width], ZERO)  # db_L = sum(dA_L)
+    for layer in range(depth - 1, -1, -1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        dA_row = row_offsets[layer]
+        if layer == 0:
+            source, source_row, source_col = X, 0, start
+        else:
+            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        for i in range(fan_out):  # dW = dA H_prev^T
+            add_products(gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width)
+        if layer == 0:
+            break
+        for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), into H_prev's row; db_prev = sum(dA_prev)
+            combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
+            row = row_offsets[layer - 1] + k
+            gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
+    return loss
+
+
+# ----- one example at a time: the small-batch path ------------------------------------------------
+@numba.njit(inline="always", **OPTIONS)
+def _activate(a, code, fast):
+    """act(a) for hidden activation ``code`` (the formulas of ``activate_row``)."""
+    if code == TANH:
+        return tanh_rational(a) if fast else tanh(a)
+    if code == SIGMOID:
+        return sigmoid_from_exp(a, exp_negative_float32(abs(a))) if fast else sigmoid(a)
+    if code == RELU:
+        return relu(a)
+    if code == LEAKY_RELU:
+        return leaky_relu(a)
+    if code == ELU:
+        return elu(a)
+    if code == SELU:
+        return selu(a)
+    return a
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _derivative(h, code):
+    """act'(A) written from H = act(A) (the formulas of ``derivative_row``)."""
+    if code == TANH:
+        return tanh_derivative(h)
+    if code == SIGMOID:
+        return sigmoid_derivative(h)
+    if code == RELU:
+        return relu_derivative(h)
+    if code == LEAKY_RELU:
+        return leaky_relu_derivative(h)
+    if code == ELU:
+        return elu_derivative(h)
+    if code == SELU:
+        return selu_derivative(h)
+    return identity_derivative(h)
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _output_gradient(h, first, outputs, Y, column, code, fast):
+    """The output units h[first:first+outputs] hold A_L = W H + b and become dA_L = H_L - Y for
+    example ``column`` of Y; returns its loss (the formulas of ``output_row``/``softmax_block``)."""
+    loss = 0.0
+    if code == OUTPUT_SOFTMAX:
+        shift = h[first]
+        for i in range(1, outputs):
+            shift = max(shift, h[first + i])
+        normaliser = 0.0
+        for i in range(outputs):
+            normaliser += exp_negative(shift - h[first + i]) if fast else math.exp(h[first + i] - shift)
+        normaliser = math.log(normaliser)
+        for i in range(outputs):
+            shifted = h[first + i] - shift  # a - max a
+            y = Y[i, column]
+            loss += y * (normaliser - shifted)
+            log_h = shifted - normaliser
+            h[first + i] = (exp_negative(-log_h) if fast else math.exp(log_h)) - y  # dA = h - y
+        return loss
+    for i in range(outputs):
+        a, y = h[first + i], Y[i, column]
+        if code == OUTPUT_SIGMOID:
+            if fast:
+                t = exp_negative_float32(abs(a))
+                loss += max(a, ZERO) - a * y + log1p_unit_float32(t)  # BCE = max(a, 0) - a y + log(1 + e^-|a|)
+                h[first + i] = sigmoid_from_exp(a, t) - y
+            else:
+                loss += sigmoid_cross_entropy(a, y)
+                h[first + i] = sigmoid(a) - y
+        else:
+            loss += 0.5 * (a - y) * (a - y)  # half the squared error
+            h[first + i] = a - y
+    return loss
+
+
+@numba.njit(**OPTIONS)
+def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients):
+    """Adds the gradients of example ``column`` of X (n, m), Y (outputs, m) to ``gradients``
+    (laid out like theta); returns its loss. h (n + units,) is scratch: the example's inputs, then
+    each layer's H (later its dA) at n + row_offsets[layer]."""
+    depth = sizes.size - 1
+    n = sizes[0]
+    for k in range(n):
+        h[k] = X[k, column]
+    for layer in range(depth):  # H = act(W H_prev + b)
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        inputs = 0 if layer == 0 else n + row_offsets[layer - 1]
+        outputs = n + row_offsets[layer]
+        for i in range(fan_out):
+            a = theta[bias_offsets[layer] + i]
+            weights = weight_offsets[layer] + i * fan_in
+            for k in range(fan_in):
+                a += theta[weights + k] * h[inputs + k]
+            h[outputs + i] = a if layer == depth - 1 else _activate(a, codes[layer], fast)
+    loss = _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)  # dA_L = H_L - Y
+    for layer in range(depth - 1, -1, -1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        inputs = 0 if layer == 0 else n + row_offsets[layer - 1]
+        outputs = n + row_offsets[layer]
+        for i in range(fan_out):  # dW = dA H_prev^T, db = dA
+            dA = h[outputs + i]
+            gradients[bias_offsets[layer] + i] += dA
+            weights = weight_offsets[layer] + i * fan_in
+            for k in range(fan_in):
+                gradients[weights + k] += dA * h[inputs + k]
+        if layer == 0:
+            break
+        for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev)
+            dH = ZERO * h[0]
+            for i in range(fan_out):
+                dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
+            h[inputs + k] = dH * _derivative(h[inputs + k], codes[layer - 1])
+    return loss
+
+
+@numba.njit(**OPTIONS)
+def sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets):
+    """In place, every layer in one pass: W -= lr (scale dW + l1 sign(W) + l2 W), b -= lr scale db.
+    theta and gradients share the layout of ``numba_network.pack_layout``; biases are not
+    regularised."""
+    for layer in range(sizes.size - 1):
+        first, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        if l1 == 0.0:  # a branch-free loop (LLVM vectorises it)
+            for index in range(first, bias):
+                theta[index] = theta[index] - lr * (scale * gradients[index] + l2 * theta[index])
+        else:
+            for index in range(first, bias):
+                w = theta[index]
+                theta[index] = w - lr * (scale * gradients[index] + l1 * np.sign(w) + l2 * w)
+        for index in range(bias, end):
+            theta[index] = theta[index] - lr * (scale * gradients[index])
+
+
+@numba.njit(**OPTIONS)
+def sgd_epoch(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, block, lr, l1, l2, gradients):
+    """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m) and
+    Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient (a
+    batch is summed in blocks of ``block`` columns) updates theta before the next batch is read.
+    ``gradients`` (parameters,) float64 is scratch. Returns the summed loss over the epoch (each
+    batch's loss taken before its update)."""
+    m = X.shape[1]
+    depth = sizes.size - 1
+    H = np.empty((row_offsets[depth], block), dtype=X.dtype)
+    dH = np.empty(block, dtype=X.dtype)
+    shift = np.empty(block)
+    normaliser = np.empty(block)
+    h = np.empty(sizes[0] + row_offsets[depth], dtype=X.dtype)
+    total = 0.0
+    for start in range(0, m, batch):
+        size = min(batch, m - start)
+        gradients[:] = 0.0
+        if size < SCALAR_BATCH:
+            for column in range(start, start + size):
+                total += example_gradients(
+                    X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
+                )
+            sgd_update(theta, gradients, 1.0 / size, lr, l1, l2, sizes, weight_offsets, bias_offsets)
+            continue
+        for block_start in range(start, start + size, block):
+            width = min(block, start + size - block_start)
+            total += block_gradients(
+                X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH,
+                shift, normaliser, gradients,
+            )
+        sgd_update(theta, gradients, 1.0 / size, lr, l1, l2, sizes, weight_offsets, bias_offsets)
+    return total
+
+
+@numba.njit(**OPTIONS)
+def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, block, predict, out):
+    """The network on X (n, m) block by block, serially (for evaluation sets too small to repay a
+    parallel pass): returns the summed loss over Y (outputs, m), or with ``predict`` fills out
+    (outputs, m) with the output layer's activations H_L instead (Y unused) and returns 0."""
+    m = X.shape[1]
+    depth = sizes.size - 1
+    outputs = sizes[depth]
+    output_rows, output_bias, output_code = row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
+    H = np.empty((row_offsets[depth], block), dtype=X.dtype)
+    shift = np.empty(block)
+    normaliser = np.empty(block)
+    total = 0.0
+    for start in range(0, m, block):
+        width = min(block, m - start)
+        _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+        if not predict:
+            if output_code == OUTPUT_SOFTMAX:
+                total += softmax_block(H, output_rows, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
+            else:
+                for i in range(outputs):
+                    total += output_row(H, output_rows + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
+        else:
+            if output_code == OUTPUT_SOFTMAX:
+                softmax_forward_block(H, output_rows, 0, theta, output_bias, outputs, width, shift, normaliser)
+            for i in range(outputs):
+                row = H[output_rows + i, :width]
+                if output_code != OUTPUT_SOFTMAX:
+                    activate_row(row, theta[output_bias + i], SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY, fast)
+                target = out[i, start : start + width]
+                for j in range(width):
+                    target[j] = row[j]
+    return total
+
+
+# ----- the serial elementwise steps of a wide network's mini-batch step ---------------------------------
+@numba.njit(**OPTIONS)
+def bias_activation(A, b, code, fast):
+    """In place: A (p, batch) becomes H = act(A + b), b (p, 1)."""
+    for i in range(A.shape[0]):
+        activate_row(A[i], b[i, 0], code, fast)
+
+
+@numba.njit(**OPTIONS)
+def activation_backward(dH, H, code, db):
+    """In place: H (p, batch) becomes dA = dH * act'(A), act' written from H; db (p, 1) gets the row
+    sums of dA (float64 accumulation, then the data's dtype)."""
+    for i in range(H.shape[0]):
+        db[i, 0] = derivative_row(dH[i], H[i], code)
+
+
+@numba.njit(**OPTIONS)
+def output_loss_gradient(A, b, Y, code, fast, db):
+    """In place: A (p, batch) (W H without the bias) becomes dA = H - Y with H = out(A + b), Y
+    (p, batch); db (p, 1) gets the row sums of dA. Returns the summed loss (float64)."""
+    p, width = A.shape
+    loss = 0.0
+    if code == OUTPUT_SOFTMAX:
+        shift = np.empty(width)
+        normaliser = np.empty(width)
+        loss = softmax_block(A, 0, 0, b.reshape(-1), 0, Y, 0, p, width, fast, shift, normaliser)
+    else:
+        for i in range(p):
+            loss += output_row(A, i, 0, b[i, 0], Y, i, 0, width, code, fast)
+    for i in range(p):
+        db[i, 0] = row_sum(A[i])
+    return loss

@@ -1,0 +1,309 @@
+"""The Numba backend's mini-batch training plans (see ``plans`` for the interface).
+
+* ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call,
+  ``numba_minibatch.sgd_epoch``, runs every step of an epoch over the epoch's examples gathered
+  once in their shuffled order; the parameters stay packed in one vector for the whole epoch.
+* ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
+  BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
+  waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
+  for every layer. A shuffled batch is gathered from an example-contiguous copy of X.
+
+Full-batch epochs, and mini-batches so large that a parallel pass pays for its launch, go through
+the generic ``Plan`` (the backend's parallel fused or layered pass). Every kernel here is serial:
+the same results for any thread count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import activations as scalar
+from ..kernels import numba_minibatch as kernels
+from ..kernels import numba_network as network
+from ..nn.architecture import Architecture
+from ..optim import SGD, Hyperparameters
+from .plans import Plan, TrainingData
+
+# From this many examples per batch a step runs the parallel fused pass: its launch (waking the
+# pool, tens of microseconds) is then a small part of the step.
+PARALLEL_BATCH = 4096
+# Up to this many examples an evaluation (a loss, a prediction) runs serially on the plan's kernels:
+# the pool's launch would cost as much as the work (and the parallel pass need not be compiled).
+SERIAL_EVALUATION = 1 << 14
+
+
+@dataclass(frozen=True)
+class PackedLayout:
+    """Where each layer's W (row-major) and b sit in the flat parameter vector (see
+    ``numba_network.pack_layout``), the layer sizes and the activation codes (hidden layers, then
+    the output)."""
+
+    sizes: np.ndarray
+    weight_offsets: np.ndarray
+    bias_offsets: np.ndarray
+    row_offsets: np.ndarray
+    count: int
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, architecture: Architecture) -> "PackedLayout":
+        sizes, weight_offsets, bias_offsets, row_offsets, count = network.pack_layout(architecture.layers)
+        codes = [scalar.activation_code(name) for name in architecture.activations]
+        codes.append(scalar.output_code(architecture.output))
+        return cls(sizes, weight_offsets, bias_offsets, row_offsets, count, np.asarray(codes, dtype=np.int64))
+
+    def views(self, flat: np.ndarray) -> list:
+        """[(W, b)] views into ``flat``: W (p_i, p_{i-1}), b (p_i, 1)."""
+        views = []
+        for index in range(self.sizes.size - 1):
+            fan_in, fan_out = int(self.sizes[index]), int(self.sizes[index + 1])
+            weights, bias = int(self.weight_offsets[index]), int(self.bias_offsets[index])
+            views.append((flat[weights:bias].reshape(fan_out, fan_in), flat[bias : bias + fan_out].reshape(fan_out, 1)))
+        return views
+
+
+def pack(params: list, views: list) -> None:
+    """Copy the network's [(W, b)] into the flat vector behind ``views``."""
+    for (W, b), (W_flat, b_flat) in zip(params, views):
+        W_flat[...] = W
+        b_flat[...] = b
+
+
+def unpack(views: list, params: list) -> None:
+    """Copy the flat vector behind ``views`` back into the network's [(W, b)], in place."""
+    for (W, b), (W_flat, b_flat) in zip(params, views):
+        W[...] = W_flat
+        b[...] = b_flat
+
+
+def _check_optimizer(optimizer) -> None:
+    if not isinstance(optimizer, SGD):
+        raise ValueError(f"the Numba plans run plain SGD; got {optimizer!r}")
+
+
+class _PackedPlan(Plan):
+    """A plan whose steps read and update one flat parameter vector ``theta``."""
+
+    def __init__(self, backend, architecture, dtype, batch_size, optimizer=None):
+        super().__init__(backend, architecture, dtype, batch_size, optimizer)
+        _check_optimizer(self.optimizer)
+        self.layout = PackedLayout.of(architecture)
+        self.theta = np.empty(self.layout.count, dtype=self.dtype)
+        self.theta_views = self.layout.views(self.theta)
+        self.fast = self.dtype == np.float32  # the library-free float32 functions
+
+    def packed_steps(self, batch: int) -> bool:
+        """True when batches of ``batch`` examples run on this plan's serial kernels."""
+        return batch < PARALLEL_BATCH
+
+    def epoch(self, params, data: TrainingData, order, hyper: Hyperparameters):
+        if not self.gathers_batches(data.m) or not self.packed_steps(self.batch_size):
+            return super().epoch(params, data, order, hyper)
+        pack(params, self.theta_views)
+        total = self.packed_epoch(data, order, hyper)
+        unpack(self.theta_views, params)
+        return total
+
+    def run_batches(self, params, X, Y, hyper: Hyperparameters):
+        if self.batch_size is None or not self.packed_steps(self.batch_size):
+            return super().run_batches(params, X, Y, hyper)
+        pack(params, self.theta_views)
+        total = self.packed_batches(X, Y, hyper)
+        unpack(self.theta_views, params)
+        return total
+
+    def warm_up(self, params) -> None:
+        """Run one epoch (with a shuffled order) and the evaluations on zeros, on copies of the
+        parameters: Numba compiles the kernels, or loads them from its cache."""
+        copies = [(W.copy(), b.copy()) for W, b in params]
+        n, outputs = self.architecture.n_inputs, self.architecture.n_outputs
+        m = 2 if self.batch_size is None else min(2 * self.batch_size, PARALLEL_BATCH) + 1
+        data = self.load(np.zeros((n, m), dtype=self.dtype), np.zeros((outputs, m), dtype=self.dtype))
+        order = np.arange(m) if self.gathers_batches(m) else None
+        self.epoch(copies, data, order, Hyperparameters(0.0))
+        self.loss_sum(copies, data.X, data.Y)
+        self.forward(copies, data.X)
+
+    def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
+        raise NotImplementedError
+
+    def packed_batches(self, X, Y, hyper: Hyperparameters):
+        raise NotImplementedError
+
+
+class FusedEpochPlan(_PackedPlan):
+    """Small networks: a whole epoch of mini-batch steps in one serial kernel call."""
+
+    def __init__(self, backend, architecture, dtype, batch_size, optimizer=None):
+        super().__init__(backend, architecture, dtype, batch_size, optimizer)
+        self.gradients = np.empty(self.layout.count)  # float64 sums of one batch
+        block = network.block_size(architecture.layers, self.dtype.itemsize)
+        self.block = block if batch_size is None else min(block, int(batch_size))
+        self._ordered: TrainingData | None = None  # the epoch's examples in their visiting order
+        self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
+
+    def load(self, X, Y) -> TrainingData:
+        if self.batch_size is not None and not self.packed_steps(self.batch_size):
+            return super().load(X, Y)
+        return TrainingData(np.ascontiguousarray(X, dtype=self.dtype), np.ascontiguousarray(Y, dtype=self.dtype))
+
+    def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
+        if order is not None:
+            data = self._gather(data, order)
+        return self.packed_batches(data.X, data.Y, hyper)
+
+    def packed_batches(self, X, Y, hyper: Hyperparameters):
+        layout = self.layout
+        total = kernels.sgd_epoch(
+            np.ascontiguousarray(X, dtype=self.dtype),
+            np.ascontiguousarray(Y, dtype=self.dtype),
+            self.theta,
+            layout.sizes,
+            layout.weight_offsets,
+            layout.bias_offsets,
+            layout.row_offsets,
+            layout.codes,
+            self.fast,
+            int(self.batch_size),
+            self.block,
+            float(hyper.lr),
+            float(hyper.l1),
+            float(hyper.l2),
+            self.gradients,
+        )
+        return np.float64(total)
+
+    def loss_sum(self, params, X, Y):
+        if X.shape[1] > SERIAL_EVALUATION:
+            return super().loss_sum(params, X, Y)
+        return np.float64(self._evaluate(params, X, Y, False, self._unused))
+
+    def forward(self, params, X):
+        if X.shape[1] > SERIAL_EVALUATION:
+            return super().forward(params, X)
+        out = np.empty((self.architecture.n_outputs, X.shape[1]), dtype=self.dtype)
+        self._evaluate(params, X, self._unused, True, out)
+        return out
+
+    def _evaluate(self, params, X, Y, predict: bool, out) -> float:
+        pack(params, self.theta_views)
+        layout = self.layout
+        return kernels.evaluate(
+            np.ascontiguousarray(X, dtype=self.dtype),
+            np.ascontiguousarray(Y, dtype=self.dtype),
+            self.theta,
+            layout.sizes,
+            layout.weight_offsets,
+            layout.bias_offsets,
+            layout.row_offsets,
+            layout.codes,
+            self.fast,
+            network.block_size(self.architecture.layers, self.dtype.itemsize),
+            predict,
+            out,
+        )
+
+    def _gather(self, data: TrainingData, order: np.ndarray) -> TrainingData:
+        """The epoch's examples in ``order``, gathered in one pass into buffers kept for the next
+        epoch: each batch is then a slice."""
+        ordered = self._ordered
+        if ordered is None or ordered.X.shape != data.X.shape:
+            ordered = self._ordered = TrainingData(np.empty_like(data.X), np.empty_like(data.Y))
+        np.take(data.X, order, axis=1, out=ordered.X, mode="clip")
+        np.take(data.Y, order, axis=1, out=ordered.Y, mode="clip")
+        return ordered
+
+
+@dataclass
+class StepBuffers:
+    """One layered step's arrays for batches of ``width`` columns: ``H[i]`` (p_{i+1}, width) for
+    each hidden layer, ``output`` (p_L, width) for A_L then dA_L, ``dH`` (max hidden p, width), and
+    the gathered batch: ``rows`` (width, n) and ``Y`` (p_L, width)."""
+
+    H: list
+    output: np.ndarray
+    dH: np.ndarray
+    rows: np.ndarray
+    Y: np.ndarray
+
+
+class LayeredStepPlan(_PackedPlan):
+    """Wide networks: per step, BLAS matmuls, serial elementwise kernels, one update call."""
+
+    def __init__(self, backend, architecture, dtype, batch_size, optimizer=None):
+        super().__init__(backend, architecture, dtype, batch_size, optimizer)
+        self.flat_gradients = np.empty(self.layout.count, dtype=self.dtype)
+        self.gradient_views = self.layout.views(self.flat_gradients)
+        self.hidden_codes = [scalar.activation_code(name) for name in architecture.activations]
+        self.output_code = scalar.output_code(architecture.output)
+        self._buffers: dict[int, StepBuffers] = {}
+
+    def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
+        if order is None:
+            return self.packed_batches(data.X, data.Y, hyper)
+        total = 0.0
+        for start in range(0, data.m, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            buffers = self._step_buffers(batch.shape[0])
+            np.take(data.rows, batch, axis=0, out=buffers.rows, mode="clip")  # (batch, n), contiguous rows
+            np.take(data.Y, batch, axis=1, out=buffers.Y, mode="clip")
+            total += self._step(buffers.rows.T, buffers, hyper)
+        return np.float64(total)
+
+    def packed_batches(self, X, Y, hyper: Hyperparameters):
+        total = 0.0
+        for start in range(0, X.shape[1], self.batch_size):
+            X_batch = X[:, start : start + self.batch_size]
+            buffers = self._step_buffers(X_batch.shape[1])
+            buffers.Y[...] = Y[:, start : start + self.batch_size]
+            total += self._step(X_batch, buffers, hyper)
+        return np.float64(total)
+
+    def _step(self, X, buffers: StepBuffers, hyper: Hyperparameters) -> float:
+        """One step on X (n, width) and ``buffers.Y``; returns the batch's summed loss."""
+        params, grads, layout = self.theta_views, self.gradient_views, self.layout
+        H = [X]
+        for index, (W, b) in enumerate(params[:-1]):
+            A = buffers.H[index]
+            np.matmul(W, H[-1], out=A)  # A = W H_prev
+            kernels.bias_activation(A, b, self.hidden_codes[index], self.fast)  # H = act(A + b)
+            H.append(A)
+        W_out, b_out = params[-1]
+        dA = buffers.output
+        np.matmul(W_out, H[-1], out=dA)  # A_L = W_L H_{L-1}
+        _, db_out = grads[-1]
+        loss = kernels.output_loss_gradient(dA, b_out, buffers.Y, self.output_code, self.fast, db_out)  # dA_L = H_L - Y
+        for index in range(len(params) - 1, -1, -1):
+            W, _ = params[index]
+            dW, _ = grads[index]
+            np.matmul(dA, H[index].T, out=dW)  # dW = dA H_prev^T (scaled by 1/m in the update)
+            if index == 0:
+                break
+            dH = buffers.dH[: W.shape[1]]
+            np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
+            _, db = grads[index - 1]
+            kernels.activation_backward(dH, H[index], self.hidden_codes[index - 1], db)  # dA = dH * act'; db = sum(dA)
+            dA = H[index]
+        width = X.shape[1]
+        kernels.sgd_update(
+            self.theta, self.flat_gradients, 1.0 / width, float(hyper.lr), float(hyper.l1), float(hyper.l2),
+            layout.sizes, layout.weight_offsets, layout.bias_offsets,
+        )
+        return loss
+
+    def _step_buffers(self, width: int) -> StepBuffers:
+        if width not in self._buffers:
+            if len(self._buffers) >= 2:
+                self._buffers.clear()
+            layers, dtype = self.architecture.layers, self.dtype
+            hidden = layers[1:-1]
+            self._buffers[width] = StepBuffers(
+                H=[np.empty((p, width), dtype=dtype) for p in hidden],
+                output=np.empty((layers[-1], width), dtype=dtype),
+                dH=np.empty((max(hidden, default=1), width), dtype=dtype),
+                rows=np.empty((width, layers[0]), dtype=dtype),
+                Y=np.empty((layers[-1], width), dtype=dtype),
+            )
+        return self._buffers[width]

@@ -1,0 +1,200 @@
+"""The training plans of every backend against the NumPy reference and PyTorch's SGD, mini-batches
+included: the serial Numba epoch kernel (one example at a time and in blocks), the Numba layered
+step, the generic plan on NumPy and the array API; thread counts; warm-up; bench --batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnaccel as nna
+from nnaccel.backends.numba_backend import NumbaBackend
+from nnaccel.backends.numba_plans import SERIAL_EVALUATION, FusedEpochPlan, LayeredStepPlan
+from support import cli, labels
+
+NETWORKS = [
+    ([2, 6, 6, 1], "tanh", "sigmoid"),
+    ([3, 5, 4], ["relu"], "softmax"),
+    ([4, 7, 2], "elu", "identity"),
+    ([3, 4, 4, 3], ["leaky_relu", "selu"], "softmax"),
+    ([5, 1], [], "sigmoid"),
+]
+BACKENDS = {
+    "numba fused": lambda: NumbaBackend(),
+    "numba layered": lambda: NumbaBackend(fused_max_width=0),
+    "numpy": lambda: nna.backends.load_backend("numpy"),
+}
+
+
+def _data(layers, output, m, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(layers[0], m)), labels(output, layers[-1], m, rng)
+
+
+def _train(backend, layers, activation, output, X, Y, **settings):
+    network = nna.Network(layers, activation, output, seed=5, backend=backend, dtype="float64")
+    history = network.fit(X, Y, **settings)
+    return history["loss"], network.get_params()
+
+
+def _assert_same(expected, actual, tolerance):
+    (loss, params), (other_loss, other_params) = expected, actual
+    np.testing.assert_allclose(other_loss, loss, rtol=tolerance, atol=tolerance)
+    for (W, b), (W_other, b_other) in zip(params, other_params):
+        np.testing.assert_allclose(W_other, W, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(b_other, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("backend", ["numba fused", "numba layered"])
+@pytest.mark.parametrize("batch_size", [1, 5, 8, 32, 61])
+@pytest.mark.parametrize("network", NETWORKS, ids=lambda spec: "-".join(map(str, spec[0])) + spec[2])
+def test_numba_plans_equal_the_numpy_reference(backend, batch_size, network):
+    """float64, shuffled batches that do not divide m, L1 and L2: within 1e-9 of the NumPy backend."""
+    layers, activation, output = network
+    X, Y = _data(layers, output, 203)
+    settings = dict(epochs=3, lr=0.05, batch_size=batch_size, l1=1e-3, l2=1e-2, seed=7)
+    expected = _train("numpy", layers, activation, output, X, Y, **settings)
+    _assert_same(expected, _train(BACKENDS[backend](), layers, activation, output, X, Y, **settings), 1e-9)
+
+
+def test_numba_picks_the_epoch_kernel_for_small_networks_and_steps_for_wide_ones():
+    small = nna.Network([2, 6, 6, 1], backend="numba")
+    wide = nna.Network([40, 64, 3], "relu", "softmax", backend="numba")
+    assert isinstance(small.plan(32), FusedEpochPlan)
+    assert isinstance(wide.plan(32), LayeredStepPlan)
+    assert small.plan(32) is small.plan(32)  # cached while the settings stay the same
+
+
+@pytest.mark.parametrize("backend", ["numba fused", "numba layered", "numpy"])
+def test_consecutive_mini_batches_equal_torch_sgd(backend):
+    """shuffle=False: the batches are consecutive columns, so torch.optim.SGD on the same batches
+    from the same start is an independent oracle of every step."""
+    torch = pytest.importorskip("torch")
+    layers, m, batch, lr, l2 = [3, 8, 4], 50, 8, 0.1, 0.01
+    X, Y = _data(layers, "softmax", m)
+    network = nna.Network(layers, "tanh", "softmax", seed=2, backend=BACKENDS[backend](), dtype="float64")
+    start = network.get_params()
+    history = network.fit(X, Y, epochs=3, lr=lr, batch_size=batch, l2=l2, shuffle=False)
+
+    params = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in start]
+    weights = torch.optim.SGD([W for W, _ in params], lr=lr, weight_decay=l2)
+    biases = torch.optim.SGD([b for _, b in params], lr=lr)
+    X_torch, Y_torch = torch.tensor(X), torch.tensor(Y)
+    losses = []
+    for _ in range(3):
+        total = 0.0
+        for first in range(0, m, batch):
+            columns = slice(first, first + batch)
+            (W1, b1), (W2, b2) = params
+            A = W2 @ torch.tanh(W1 @ X_torch[:, columns] + b1) + b2
+            loss = -(Y_torch[:, columns] * torch.log_softmax(A, dim=0)).sum(dim=0).mean()
+            weights.zero_grad()
+            biases.zero_grad()
+            loss.backward()
+            weights.step()
+            biases.step()
+            total += loss.item() * A.shape[1]
+        losses.append(total / m)
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-10)
+    for (W, b), (W_torch, b_torch) in zip(network.get_params(), params):
+        np.testing.assert_allclose(W, W_torch.detach().numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b, b_torch.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numba fused", "numba layered"])
+def test_results_do_not_depend_on_the_thread_count(backend):
+    import numba
+
+    layers = [2, 6, 6, 1] if backend == "numba fused" else [2, 40, 1]
+    X, Y = _data(layers, "sigmoid", 5000)
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            network = nna.Network(layers, backend=BACKENDS[backend](), seed=1)
+            history = network.fit(X, Y, epochs=2, lr=0.1, batch_size=32)
+            results.append((history["loss"], network.get_params()))
+    finally:
+        numba.set_num_threads(before)
+    for loss, params in results[1:]:
+        assert loss == results[0][0]
+        for (W, b), (W_first, b_first) in zip(params, results[0][1]):
+            assert np.array_equal(W, W_first) and np.array_equal(b, b_first)
+
+
+def test_float32_epoch_kernel_tracks_float64():
+    X, Y = _data([2, 6, 6, 1], "sigmoid", 2000)
+    settings = dict(epochs=2, lr=0.1, batch_size=16)
+    reference = _train("numpy", [2, 6, 6, 1], "tanh", "sigmoid", X, Y, **settings)
+    network = nna.Network([2, 6, 6, 1], seed=5, backend="numba", dtype="float32")
+    loss = network.fit(X.astype(np.float32), Y.astype(np.float32), **settings)["loss"]
+    np.testing.assert_allclose(loss, reference[0], rtol=2e-4)
+    for (W, b), (W_64, b_64) in zip(network.get_params(), reference[1]):
+        np.testing.assert_allclose(W, W_64, atol=2e-4)
+        np.testing.assert_allclose(b, b_64, atol=2e-4)
+
+
+@pytest.mark.parametrize("network", NETWORKS[:3], ids=lambda spec: spec[2])
+def test_serial_evaluation_equals_the_numpy_reference(network):
+    layers, activation, output = network
+    X, Y = _data(layers, output, 777)
+    reference = nna.Network(layers, activation, output, seed=4, backend="numpy", dtype="float64")
+    numba_network = nna.Network(layers, activation, output, seed=4, backend="numba", dtype="float64")
+    assert 777 <= SERIAL_EVALUATION
+    np.testing.assert_allclose(numba_network.loss(X, Y), reference.loss(X, Y), rtol=1e-12)
+    np.testing.assert_allclose(numba_network.forward(X), reference.forward(X), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numba fused", "numba layered", "numpy"])
+def test_prepare_leaves_the_network_unchanged(backend):
+    network = nna.Network([3, 7, 2], "relu", "softmax", backend=BACKENDS[backend](), seed=9)
+    before = network.get_params()
+    network.prepare(16)
+    network.prepare(None)
+    for (W, b), (W_before, b_before) in zip(network.get_params(), before):
+        assert np.array_equal(W, W_before) and np.array_equal(b, b_before)
+    with pytest.raises(ValueError, match="batch_size"):
+        network.prepare(0)
+
+
+def test_streamed_mini_batches_equal_in_memory(tmp_path):
+    """Chunks read in their stored order with shuffle=False are the in-memory batches."""
+    layers = [2, 6, 6, 1]
+    X, Y = _data(layers, "sigmoid", 300)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", Y)
+    settings = dict(epochs=2, lr=0.1, batch_size=20, shuffle=False)
+    for backend in ("numba", "numpy"):
+        in_memory = _train(backend, layers, "tanh", "sigmoid", X, Y, **settings)
+        streamed = _train(backend, layers, "tanh", "sigmoid", str(tmp_path / "X.npy"), str(tmp_path / "Y.npy"), **settings)
+        _assert_same(in_memory, streamed, 1e-12)
+
+
+def test_first_run_notice_names_the_activations():
+    import io
+
+    from nnaccel.nn.training import prepare_with_notice
+
+    stream = io.StringIO()
+    network = nna.Network([2, 3, 1], "relu", "sigmoid", backend="numpy")
+    prepare_with_notice(network, 8, delay=0.0, stream=stream)  # a zero delay always prints
+    text = stream.getvalue()
+    assert "relu/sigmoid" in text and "first run only" in text
+
+
+def test_bench_batch_runs_epochs_and_refuses_bad_sizes(tmp_path):
+    code, _, err = cli("bench", "--batch", "0")
+    assert code == 2 and "--batch" in err
+    out = tmp_path / "bench.json"
+    code, stdout, _ = cli(
+        "bench", "--backends", "numpy", "--peers", "none", "--m", "2000", "--batch", "50,full",
+        "--repeat", "1", "--max-seconds", "0.1", "--json", out,
+    )
+    assert code == 0, stdout
+    import json
+
+    records = json.loads(out.read_text())["results"]
+    assert sorted(record["batch"] or 0 for record in records) == [0, 50]
+    assert "epochs of mini-batches of 50" in stdout
