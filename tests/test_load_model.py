@@ -153,3 +153,4 @@ def test_info_model_and_summary_describe_the_file(colour_model):
     assert f"{count:,} parameters" in out and "2-5-3" in out and "softmax" in out
     assert "classes (3): blue, green, red" in out and "standardised" in out
     assert network.summary().splitlines()[0] in out
+    assert "trained by: nnaccel=" in out and "epochs=20" in out and "lr=0.1" in out  # the fixture's run

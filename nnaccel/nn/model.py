@@ -27,12 +27,14 @@ class Model:
     """A network and the preprocessing that feeds it: raw rows (m, columns) in, predictions out.
 
     ``network``: the ``Network``; ``pipeline``: its ``nnaccel.data.pipeline.Pipeline``;
-    ``training``: a checkpoint's training record (None for a model file); ``path``: the file read.
+    ``training``: a checkpoint's training record (None for a model file); ``trained``: what trained
+    it (nnaccel version, backend, settings; None if the file does not say); ``path``: the file read.
     """
 
     def __init__(self, network: Network, pipeline: Pipeline | None = None, *, training: dict | None = None,
-                 path: str | None = None):
+                 trained: dict | None = None, path: str | None = None):
         self.network = network
+        self.trained = trained
         self.pipeline = pipeline if pipeline is not None else identity_pipeline(network.layers, network.output)
         self.training = training
         self.path = path
@@ -113,7 +115,7 @@ def load_model(path: str | os.PathLike, backend=None) -> Model:
             pipeline = Pipeline.from_dict(pipeline)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path!r} is damaged: {error}") from None
-    return Model(saved.network, pipeline, training=saved.training, path=path)
+    return Model(saved.network, pipeline, training=saved.training, trained=saved.trained, path=path)
 
 
 # ----- checks ------------------------------------------------------------------------------------

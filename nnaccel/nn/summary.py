@@ -66,5 +66,5 @@ def model_summary(model) -> str:
     lines = [f"model file {model.path}"] if model.path else []
     lines += network_lines(model.network)
     lines += _preprocessing_lines(model.pipeline)
-    lines += _training_lines(model.training, getattr(model, "trained", None))
+    lines += _training_lines(model.training, model.trained)
     return "\n".join(lines)
