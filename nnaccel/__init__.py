@@ -15,18 +15,22 @@ OPENBLAS_THREAD_TIMEOUT_SET_HERE = set_openblas_thread_timeout()
 
 from .backends import available_backends, get_backend, set_backend, use_backend  # noqa: E402
 from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted  # noqa: E402
-from .nn.network import Network  # noqa: E402
+from .nn.model import Model, load_model  # noqa: E402
+from .nn.network import Network, PreprocessingNotApplied  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable",
+    "Model",
     "Network",
+    "PreprocessingNotApplied",
     "TrainingDiverged",
     "TrainingInterrupted",
     "__version__",
     "available_backends",
     "get_backend",
+    "load_model",
     "set_backend",
     "use_backend",
 ]

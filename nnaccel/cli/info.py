@@ -1,4 +1,6 @@
-"""``nnaccel info``: version, backends and why any cannot run, devices, BLAS and threads."""
+"""``nnaccel info``: version, backends and why any cannot run, devices, BLAS and threads; with
+``--model FILE``, what a model file holds instead (layers, activations, parameters, preprocessing,
+training)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from ..threads import openblas_thread_timeout_report
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show the version, backends, devices, BLAS and threads")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--model", metavar="FILE.npz", help="describe this model file instead: layers, activations, "
+                        "parameter count, preprocessing, what trained it")
     parser.set_defaults(run=run)
 
 
@@ -97,7 +101,18 @@ def _blas() -> list[dict]:
     ]
 
 
+def describe_model(path: str) -> int:
+    from ..data.files import check_readable
+    from ..nn.model import load_model
+
+    check_readable(path, "model file")
+    print(load_model(path, backend="numpy").summary())
+    return 0
+
+
 def run(args) -> int:
+    if getattr(args, "model", None):
+        return describe_model(args.model)
     report = collect()
     if getattr(args, "json", False):
         import json

@@ -12,9 +12,9 @@ import os
 import sys
 
 from ..errors import BackendUnavailable, TrainingDiverged
-from . import bench, info, make_data, predict, train
+from . import bench, export, info, make_data, predict, train
 
-SUBCOMMANDS = [info, train, predict, bench, make_data]
+SUBCOMMANDS = [info, train, predict, export, bench, make_data]
 
 
 class _Parser(argparse.ArgumentParser):

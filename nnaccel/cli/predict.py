@@ -2,7 +2,8 @@
 
 The model file carries the preprocessing ``nnaccel train`` applied (input columns, standardisation,
 Playground features, class labels), so the data file holds raw rows as the training data did. A
-model saved from Python with ``Network.save`` takes its inputs as they are.
+model saved from Python with ``Network.save`` takes its inputs as they are. The work is
+``nnaccel.load_model``'s, so this command and Python cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import numpy as np
 
-from ..data.pipeline import Pipeline, identity_pipeline
+from ..data.pipeline import Pipeline
 
 
 def add_parser(subparsers) -> None:
@@ -30,23 +31,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", metavar="FILE", help="write here (.csv, or .npy for the bare predictions) instead of printing")
     parser.add_argument("--backend", help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")
     parser.set_defaults(run=run)
-
-
-def select_inputs(table, pipeline: Pipeline) -> np.ndarray:
-    """The model's raw input columns from ``table`` as (len(inputs), m): by name when the file has
-    every input name, else by position when the count matches (or is one more, the label)."""
-    wanted = pipeline.inputs
-    if all(name in table.names for name in wanted):
-        return table.numbers(wanted).T
-    columns = list(table.names)
-    if pipeline.label is not None and pipeline.label in columns and len(columns) == len(wanted) + 1:
-        columns.remove(pipeline.label)
-    if len(columns) != len(wanted):
-        raise ValueError(
-            f"{table.path} has {len(table.names)} column(s) ({', '.join(table.names)}) but the model takes "
-            f"{len(wanted)} input(s) ({', '.join(wanted)}); give a file with those columns"
-        )
-    return table.numbers(columns).T
 
 
 def _text(value) -> str:
@@ -71,7 +55,7 @@ def predictions_table(pipeline: Pipeline, H: np.ndarray) -> tuple[list[str], lis
 def run(args) -> int:
     from ..data.files import check_readable, read_table
     from ..io import atomic_write
-    from ..nn import checkpoint
+    from ..nn.model import load_model
 
     check_readable(args.model, "model file")
     check_readable(args.data)
@@ -83,15 +67,9 @@ def run(args) -> int:
             raise FileNotFoundError(f"--out {args.out!r}: the folder {os.path.dirname(out)!r} does not exist")
         if out in (os.path.abspath(args.data), os.path.abspath(args.model)):
             raise ValueError(f"--out {args.out!r} would overwrite an input file")
-    saved = checkpoint.load(args.model, backend=args.backend)
-    network = saved.network
-    pipeline = Pipeline.from_dict(saved.pipeline) if saved.pipeline else identity_pipeline(network.layers, network.output)
-    if pipeline.n_inputs != network.layers[0]:
-        raise ValueError(f"{args.model!r} is damaged: its preprocessing makes {pipeline.n_inputs} inputs for a {network.layers[0]}-input network")
-    table = read_table(args.data)
-    raw = select_inputs(table, pipeline)
-    H = network.forward(pipeline.inputs_of(raw))
-    header, rows, predicted = predictions_table(pipeline, H)
+    model = load_model(args.model, backend=args.backend)  # what nnaccel.load_model gives Python
+    H = model.activations(read_table(args.data))
+    header, rows, predicted = predictions_table(model.pipeline, H)
     if out is not None and out.lower().endswith(".npy"):
         bare = np.asarray(predicted)
         bare = bare.astype(str) if bare.dtype == object else bare

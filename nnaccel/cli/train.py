@@ -574,7 +574,8 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
     if settings["checkpoint"] is not None:
         write_checkpoint(settings["checkpoint"], settings["epochs"], history)
     if settings["save"]:
-        checkpoint.save(settings["save"], network, pipeline=data.pipeline.to_dict())
+        checkpoint.save(settings["save"], network, pipeline=data.pipeline.to_dict(),
+                        trained=checkpoint.trained_record(settings, network))
     if settings["json"]:
         public = {key: value for key, value in settings.items() if key not in ("resume",)}
         payload = json.dumps({"metrics": metrics, "history": json_history(history), "settings": public}, indent=2).encode()

@@ -32,11 +32,16 @@ class SavedModel:
     network: Network
     pipeline: dict | None
     training: dict | None
+    trained: dict | None = None  # what trained it (nnaccel train --save): version, backend, settings
 
 
-def save(path: str | os.PathLike, network: Network, *, pipeline: dict | None = None, training: dict | None = None) -> None:
-    """Write ``network`` with its records to one ``.npz`` file, atomically."""
+def save(path: str | os.PathLike, network: Network, *, pipeline: dict | None = None, training: dict | None = None,
+         trained: dict | None = None) -> None:
+    """Write ``network`` with its records to one ``.npz`` file, atomically; ``trained`` (see
+    ``trained_record``) says what trained it, for ``nnaccel info --model``."""
     records = {}
+    if trained is not None:
+        records["trained"] = trained
     if pipeline is not None:
         records["pipeline"] = pipeline
     if training is not None:
@@ -48,7 +53,7 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
     """Read a file written by ``save`` or ``Network.save``; with ``checkpoint=True`` it must hold
     the training record. Any other file is a ValueError naming it."""
     path = os.fspath(path)
-    config, params, records = read_model_file(path, ("pipeline", "training"))
+    config, params, records = read_model_file(path, ("pipeline", "training", "trained"))
     training = records.get("training")
     if training is not None and training.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path!r} has a training record nnaccel does not recognise")
@@ -60,4 +65,19 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
             "write checkpoints with nnaccel train --checkpoint FILE"
         )
     network = Network.from_config(config, params, backend)
-    return SavedModel(network, records.get("pipeline"), training)
+    trained = records.get("trained")
+    return SavedModel(network, records.get("pipeline"), training, trained if isinstance(trained, dict) else None)
+
+
+# the training settings a model file records about its run
+TRAINED_SETTINGS = ("dataset", "data", "epochs", "lr", "batch_size", "activation", "hidden", "optimizer",
+                    "regularization", "reg_rate", "seed", "ratio")
+
+
+def trained_record(settings: dict, network: Network) -> dict:
+    """What trained ``network``: the nnaccel version, its backend and the run's main settings."""
+    from .. import __version__
+
+    record = {"nnaccel": __version__, "backend": network.backend.name}
+    record.update({key: settings[key] for key in TRAINED_SETTINGS if settings.get(key) is not None})
+    return record

@@ -298,8 +298,14 @@ class Network:
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> "Network":
-        """Read a network written by ``save``, onto ``backend`` (None: the current backend)."""
-        config, params, _ = read_model_file(path)
+        """Read a network written by ``save``, onto ``backend`` (None: the current backend).
+
+        A file from ``nnaccel train --save`` also carries preprocessing, which the bare network
+        does not apply: a ``PreprocessingNotApplied`` warning says so; ``nnaccel.load_model``
+        reads the whole model, taking raw rows."""
+        config, params, records = read_model_file(path, ("pipeline",))
+        if records.get("pipeline"):
+            _warn_preprocessing(path, records["pipeline"])
         return cls.from_config(config, params, backend)
 
     @classmethod
@@ -315,6 +321,73 @@ class Network:
         )
         network.set_params(params)
         return network
+
+    # ----- leaving and joining nnaccel -------------------------------------------------------------
+    def summary(self) -> str:
+        """The layers, their activations and parameter counts, as lines of text."""
+        from .summary import network_lines
+
+        return "\n".join(network_lines(self))
+
+    def to_onnx(self, path: str | os.PathLike) -> None:
+        """Write the network as ONNX (needs ``pip install nnaccel[onnx]``), atomically: one float32
+        input ``input`` (batch, n), one row per example, and one output ``output`` (batch, outputs),
+        the output layer's activations (``predict_proba`` transposed)."""
+        from .onnx_export import network_graph, write_onnx
+
+        write_onnx(path, network_graph(self.architecture, self.get_params()))
+
+    @classmethod
+    def from_sklearn(cls, estimator, *, backend: str | Backend | None = None, dtype=None) -> "Network":
+        """A network with the layers, activations and parameters of a fitted scikit-learn
+        ``MLPClassifier`` or ``MLPRegressor``; ``dtype`` None keeps the estimator's (float64 unless
+        fitted on float32). Its ``predict_proba(X.T)`` is the estimator's output layer (a binary
+        classifier's one logistic unit is P(classes_[1])); class numbers index ``classes_``."""
+        from .peers import from_sklearn, peer_dtype
+
+        return cls._from_peer(from_sklearn(estimator), backend, dtype or peer_dtype(estimator))
+
+    @classmethod
+    def from_torch(cls, module, *, backend: str | Backend | None = None, dtype=None) -> "Network":
+        """A network from a ``torch.nn.Sequential`` of ``Linear`` layers, each followed by at most one
+        of Sigmoid, Tanh, ReLU, LeakyReLU(0.01), ELU(1.0), SELU or Identity (Sigmoid, Softmax(dim=1)
+        or nothing after the last); anything else is refused by name. ``dtype`` None keeps the
+        module's float32 or float64."""
+        from .peers import from_torch, peer_dtype
+
+        return cls._from_peer(from_torch(module), backend, dtype or peer_dtype(module))
+
+    @classmethod
+    def _from_peer(cls, converted, backend, dtype) -> "Network":
+        layers, activations, output, params = converted
+        network = cls(layers, activations, output, backend=backend, dtype=dtype)
+        network.set_params(params)
+        return network
+
+
+class PreprocessingNotApplied(UserWarning):
+    """``Network.load`` read a file whose preprocessing the bare network does not apply."""
+
+
+def _warn_preprocessing(path, pipeline: dict) -> None:
+    import warnings
+
+    done = []
+    if pipeline.get("mean") is not None:
+        done.append("standardises its inputs")
+    if pipeline.get("features"):
+        done.append(f"expands its inputs into the Playground features {', '.join(map(str, pipeline['features']))}")
+    if pipeline.get("classes") is not None:
+        done.append(f"names its classes {', '.join(map(str, pipeline['classes']))}")
+    if pipeline.get("target_mean") is not None:
+        done.append("standardises its target")
+    warnings.warn(
+        f"{os.fspath(path)!r} carries preprocessing that Network.load does not apply (the model "
+        f"{', '.join(done) or 'records its input columns'}); the network takes preprocessed inputs. "
+        "Use nnaccel.load_model(path) to predict from raw rows, as nnaccel predict does",
+        PreprocessingNotApplied,
+        stacklevel=3,
+    )
 
 
 def read_model_file(path: str | os.PathLike, record_names=()) -> tuple[dict, list, dict]:
