@@ -25,6 +25,9 @@ import numpy as np
 
 import math
 
+# the forward pass of a block, two rows of A = W H per pass (shared with the parallel fused pass)
+from .numba_network import _forward_block
+
 from .numba_layers import (
     ELU,
     LEAKY_RELU,
@@ -70,24 +73,6 @@ from .numba_layers import (
 # Batches below this size go one example at a time through scalar loops: with a few examples a
 # row pass per unit costs more in calls and loop set-up than its arithmetic.
 SCALAR_BATCH = 8
-
-
-@numba.njit(**ROW_OPTIONS)
-def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
-    """Rows of H (units, block) become every layer's output for columns start:start+width of X;
-    the output layer's rows hold W H without the bias."""
-    depth = sizes.size - 1
-    for layer in range(depth):
-        fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        if layer == 0:
-            source, source_row, source_col = X, 0, start
-        else:
-            source, source_row, source_col = H, row_offsets[layer - 1], 0
-        for i in range(fan_out):
-            row = H[row_offsets[layer] + i]
-            combine_rows(row, theta, weight_offsets[layer] + i * fan_in, 1, fan_in, source, source_row, source_col, width)  # A = W H
-            if layer < depth - 1:
-                activate_row(row[:width], theta[bias_offsets[layer] + i], codes[layer], fast)  # H = act(A + b)
 
 
 @numba.njit(**ROW_OPTIONS)
