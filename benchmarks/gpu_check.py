@@ -68,18 +68,8 @@ def main(argv=None) -> int:
                 remaining = args.budget - (time.perf_counter() - started)
                 record = {"runner": runner, "net": net, "m": m}
                 reason = skip_reason(runner, layers, m, args, device, remaining)
-                if reason is None:
-                    try:
-                        step_s = time_runner(runner, layers, activation, output, m, args.case_seconds)
-                        record.update(step_s=step_s, examples_per_s=m / step_s)
-                    except MemoryError as error:
-                        reason = f"out of memory: {error}"
-                    except Exception as error:  # one failing runner must not lose the others' numbers
-                        reason = f"failed: {type(error).__name__}: {error}"
-                if reason is not None:
-                    record["skipped"] = reason
+                time_case(record, reason, lambda: time_runner(runner, layers, activation, output, m, args.case_seconds))
                 results.append(record)
-                print(format_record(record), flush=True)
 
     cases = DRY_RUN_MINI_BATCH_CASES if args.dry_run else MINI_BATCH_CASES
     for net, m, batch in cases:
@@ -88,16 +78,8 @@ def main(argv=None) -> int:
             remaining = args.budget - (time.perf_counter() - started)
             record = {"runner": runner, "net": net, "m": m, "batch": batch}
             reason = skip_reason(runner, layers, m, args, device, remaining)
-            if reason is None:
-                try:
-                    epoch_s = time_mini_batch(runner, layers, activation, output, m, batch, args.case_seconds)
-                    record.update(step_s=epoch_s, examples_per_s=m / epoch_s)
-                except Exception as error:  # one failing runner must not lose the others' numbers
-                    reason = f"failed: {type(error).__name__}: {error}"
-            if reason is not None:
-                record["skipped"] = reason
+            time_case(record, reason, lambda: time_mini_batch(runner, layers, activation, output, m, batch, args.case_seconds))
             results.append(record)
-            print(format_record(record), flush=True)
 
     report = {
         "device": device,
@@ -115,6 +97,22 @@ def main(argv=None) -> int:
     (out / "gpu_check.txt").write_text(table)
     print(table)
     return 0
+
+
+def time_case(record: dict, reason: str | None, seconds) -> None:
+    """Fill ``record`` with ``seconds()`` (one step's or epoch's time) and its rate, or with why it
+    was skipped or failed, and print it."""
+    if reason is None:
+        try:
+            step_s = seconds()
+            record.update(step_s=step_s, examples_per_s=record["m"] / step_s)
+        except MemoryError as error:
+            reason = f"out of memory: {error}"
+        except Exception as error:  # one failing runner must not lose the others' numbers
+            reason = f"failed: {type(error).__name__}: {error}"
+    if reason is not None:
+        record["skipped"] = reason
+    print(format_record(record), flush=True)
 
 
 # ----- the machine -----------------------------------------------------------------------------------

@@ -297,6 +297,30 @@ def test_a_training_step_never_synchronises(cupy_backend_instance, cupy):
 
 
 @gpu
+@pytest.mark.parametrize("layers", [[2, 6, 6, 1], [784, 64, 10]])
+def test_a_mini_batch_epoch_never_synchronises(cupy_backend_instance, layers):
+    """The CuPy plan's epoch: shuffled batches gathered on the device, each step queued with no
+    host synchronisation; the epoch's loss stays a device scalar."""
+    import cupyx
+
+    from nnaccel.nn.training import epoch_order
+    from nnaccel.optim import Hyperparameters
+
+    rng = np.random.default_rng(8)
+    output = "sigmoid" if layers[-1] == 1 else "softmax"
+    network = nna.Network(layers, "relu", output, backend=cupy_backend_instance)
+    X = rng.normal(size=(layers[0], 2000))
+    Y = np.eye(layers[-1])[:, rng.integers(0, layers[-1], 2000)] if output == "softmax" else (X[:1] > 0).astype(float)
+    plan = network.plan(32)
+    data = plan.load(X, Y)
+    order = epoch_order(0, 0, 2000)
+    plan.epoch(network._params, data, order, Hyperparameters(0.1))  # compile and allocate first
+    with cupyx.allow_synchronize(False):
+        total = plan.epoch(network._params, data, order, Hyperparameters(0.1))
+    assert np.isfinite(cupy_backend_instance.to_float(total))
+
+
+@gpu
 def test_streamed_gradients_equal_full_batch(cupy_backend_instance):
     from nnaccel.nn.architecture import Architecture
 

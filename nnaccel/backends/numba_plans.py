@@ -54,6 +54,10 @@ class PackedLayout:
         codes.append(scalar.output_code(architecture.output))
         return cls(sizes, weight_offsets, bias_offsets, row_offsets, count, np.asarray(codes, dtype=np.int64))
 
+    def arrays(self) -> tuple:
+        """(sizes, weight_offsets, bias_offsets, row_offsets, codes): the kernels' layout arguments."""
+        return self.sizes, self.weight_offsets, self.bias_offsets, self.row_offsets, self.codes
+
     def views(self, flat: np.ndarray) -> list:
         """[(W, b)] views into ``flat``: W (p_i, p_{i-1}), b (p_i, 1)."""
         views = []
@@ -155,16 +159,11 @@ class FusedEpochPlan(_PackedPlan):
         return self.packed_batches(data.X, data.Y, hyper)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
-        layout = self.layout
         total = kernels.sgd_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
-            layout.sizes,
-            layout.weight_offsets,
-            layout.bias_offsets,
-            layout.row_offsets,
-            layout.codes,
+            *self.layout.arrays(),
             self.fast,
             int(self.batch_size),
             self.block,
@@ -189,16 +188,11 @@ class FusedEpochPlan(_PackedPlan):
 
     def _evaluate(self, params, X, Y, predict: bool, out) -> float:
         pack(params, self.theta_views)
-        layout = self.layout
         return kernels.evaluate(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
-            layout.sizes,
-            layout.weight_offsets,
-            layout.bias_offsets,
-            layout.row_offsets,
-            layout.codes,
+            *self.layout.arrays(),
             self.fast,
             network.block_size(self.architecture.layers, self.dtype.itemsize),
             predict,
