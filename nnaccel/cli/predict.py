@@ -7,6 +7,7 @@ model saved from Python with ``Network.save`` takes its inputs as they are.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import sys
@@ -70,17 +71,14 @@ def predictions_table(pipeline: Pipeline, H: np.ndarray) -> tuple[list[str], lis
 
 def run(args) -> int:
     from ..data.files import check_readable, read_table
-    from ..io import atomic_write
+    from ..io import atomic_write, check_writable
     from ..nn import checkpoint
 
     check_readable(args.model, "model file")
     check_readable(args.data)
     out = os.path.abspath(args.out) if args.out else None
     if out is not None:
-        if os.path.isdir(out):
-            raise ValueError(f"--out {args.out!r} is a directory; give a file name")
-        if not os.path.isdir(os.path.dirname(out)):
-            raise FileNotFoundError(f"--out {args.out!r}: the folder {os.path.dirname(out)!r} does not exist")
+        check_writable(args.out, "--out")
         if out in (os.path.abspath(args.data), os.path.abspath(args.model)):
             raise ValueError(f"--out {args.out!r} would overwrite an input file")
     saved = checkpoint.load(args.model, backend=args.backend)
@@ -98,9 +96,9 @@ def run(args) -> int:
         atomic_write(out, lambda handle: np.save(handle, bare, allow_pickle=False))
         return 0
     text = io.StringIO()
-    text.write(",".join(header) + "\n")
-    for row in rows:
-        text.write(",".join(row) + "\n")
+    writer = csv.writer(text, lineterminator="\n")  # quotes a label holding a comma or a quote
+    writer.writerow(header)
+    writer.writerows(rows)
     if out is None:
         sys.stdout.write(text.getvalue())
     else:

@@ -25,7 +25,7 @@ import numpy as np
 from ..data.pipeline import Pipeline, build_pipeline, class_indices
 from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
 from ..errors import TrainingInterrupted
-from ..io import atomic_write
+from ..io import atomic_write, check_writable
 from ..nn.activations import HIDDEN_ACTIVATIONS
 
 # The Playground's own defaults where it has one (lr 0.03, tanh, hidden 4,2, batch 10, ratio 50 %,
@@ -197,10 +197,7 @@ def check_outputs(settings: dict) -> None:
         path = settings.get(name)
         if path is None:
             continue
-        if os.path.isdir(path):
-            raise ValueError(f"--{name} {path!r} is a directory; give a file name")
-        if not os.path.isdir(os.path.dirname(path)):
-            raise FileNotFoundError(f"--{name} {path!r}: the folder {os.path.dirname(path)!r} does not exist")
+        check_writable(path, f"--{name}")
         if path == settings.get("data"):
             raise ValueError(f"--{name} {path!r} would overwrite the input data")
         if path in inputs and name != "checkpoint":
@@ -230,8 +227,10 @@ def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
         if _given(args, name):
             value = getattr(args, name)
             settings[name] = os.path.abspath(value) if name in ("save", "plot", "json", "checkpoint") else value
-    if settings.get("checkpoint") is None:
-        settings["checkpoint"] = path  # keep checkpointing where the run left off
+    if not _given(args, "checkpoint"):
+        # keep checkpointing into the file being resumed, not the path stored inside it (which
+        # may be another copy, or a folder that is gone)
+        settings["checkpoint"] = path
     settings["resume"] = path
     check_settings(settings)
     return settings
