@@ -232,7 +232,10 @@ def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
         # may be another copy, or a folder that is gone)
         settings["checkpoint"] = path
     settings["resume"] = path
-    check_settings(settings)
+    try:
+        check_settings(settings)
+    except (KeyError, TypeError) as error:  # a setting missing or of the wrong type: not from nnaccel
+        raise ValueError(f"{path!r} is a damaged checkpoint: its settings are incomplete or invalid ({error!r})") from None
     return settings
 
 

@@ -59,5 +59,24 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
             f"{path!r} is a model file without training state, not a checkpoint; "
             "write checkpoints with nnaccel train --checkpoint FILE"
         )
+    if checkpoint:
+        check_training_record(training, path)
     network = Network.from_config(config, params, backend)
     return SavedModel(network, records.get("pipeline"), training)
+
+
+def check_training_record(training, path: str) -> None:
+    """A ValueError naming ``path`` unless the training record has what ``--resume`` reads: a
+    ``settings`` object, a ``history`` with a list of losses and a whole ``epochs_completed``."""
+    problem = None
+    if not isinstance(training, dict):
+        problem = "the training record is not an object"
+    elif not isinstance(training.get("settings"), dict):
+        problem = "the training record has no settings"
+    elif not isinstance(training.get("history"), dict) or not isinstance(training["history"].get("loss"), list):
+        problem = "the training record has no history of losses"
+    elif (isinstance(training.get("epochs_completed"), bool) or not isinstance(training.get("epochs_completed"), int)
+          or training["epochs_completed"] < 0):
+        problem = "the training record has no count of epochs completed"
+    if problem:
+        raise ValueError(f"{path!r} is a damaged checkpoint: {problem}; resume from another checkpoint or start again")
