@@ -284,6 +284,7 @@ def prepare_data(settings: dict) -> Prepared:
         if not inputs:
             raise ValueError(f"{settings['data']!r} has only the label column {label!r}; it needs input columns too")
         raw, labels = table.numbers(inputs).T, table.labels(label)
+        check_columns_fit(settings["data"], inputs, raw)
         if raw.shape[1] < 2:
             raise ValueError(f"{settings['data']!r} has {raw.shape[1]} example; training needs at least 2")
         name, task, domain = os.path.basename(settings["data"]), settings["task"], None
@@ -300,6 +301,17 @@ def prepare_data(settings: dict) -> Prepared:
         standardize=standardize, features=settings["features"], label=label,
     )
     return Prepared(name, pipeline, raw_train, labels_train[0], raw_test, labels_test[0], domain)
+
+
+def check_columns_fit(path: str, names: list[str], raw: np.ndarray) -> None:
+    """Refuse a column with values float32 (the network's dtype) cannot hold, such as 1e300:
+    its scale would overflow to infinity and the column would train as zeros."""
+    limit = float(np.finfo(np.float32).max)
+    for name, column in zip(names, raw):
+        largest = float(np.max(np.abs(column))) if column.size else 0.0
+        if largest > limit:
+            raise ValueError(f"{path!r}: column {name!r} holds {largest:g}, beyond what float32 can hold "
+                             f"(about {limit:.3g}); rescale the column")
 
 
 # ----- progress -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .network import Network, read_model_file
+from .network import Network, from_file_config, read_model_file
 
 CHECKPOINT_FORMAT = "nnaccel-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -61,7 +61,7 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
         )
     if checkpoint:
         check_training_record(training, path)
-    network = Network.from_config(config, params, backend)
+    network = from_file_config(Network, path, config, params, backend)
     return SavedModel(network, records.get("pipeline"), training)
 
 
