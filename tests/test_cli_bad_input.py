@@ -255,3 +255,25 @@ def test_a_prediction_csv_quotes_labels_with_commas(tmp_path):
     assert "p_yes, sir" in table[0] and len(table[0]) == 3
     assert all(len(row) == 3 for row in table[1:])
     assert {row[0] for row in table[1:]} <= {"yes, sir", "no"}
+
+
+def test_make_data_with_infinite_gb_is_one_line(tmp_path, outputs):
+    refused(["make-data", "--gb", "inf", "--out", tmp_path / "big"], outputs, "--gb")
+    assert not list(tmp_path.glob("big*"))
+
+
+def test_an_unavailable_backend_is_bad_input(outputs, monkeypatch):
+    from nnaccel import backends
+
+    monkeypatch.setattr(backends, "unavailable_reason", lambda name: f"{name} cannot run in this test")
+    monkeypatch.setattr(backends, "_current", None, raising=False)
+    refused(["train", "--backend", "numba", "--epochs", "1", "--quiet"], outputs, "numba")
+
+
+def test_a_cuda_runtime_without_any_driver_says_there_is_no_gpu():
+    from nnaccel.backends import _cuda_hint
+
+    error = RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+    assert "no usable NVIDIA GPU or driver" in _cuda_hint(error, driver_present=False)
+    assert "nnaccel[cuda12]" not in _cuda_hint(error, driver_present=False)
+    assert "older than the CUDA" in _cuda_hint(error, driver_present=True)
