@@ -119,3 +119,45 @@ def test_a_read_only_folder_is_refused_for_real(tmp_path):
             atomic_write(folder / "m.npz", _write(b"x"))
     finally:
         folder.chmod(0o755)
+
+
+# ----- make-data's two files ------------------------------------------------------------------------
+def test_make_data_removes_dead_partials_and_honours_the_umask(tmp_path):
+    from nnaccel.data.large import write_playground_npy
+
+    X, Y = tmp_path / "d_X.npy", tmp_path / "d_Y.npy"
+    dead, alive = _dead_pid(), os.getppid()
+    orphan, running = tmp_path / f"d_X.npy.partial-{dead}", tmp_path / f"d_Y.npy.partial-{alive}"
+    orphan.write_bytes(b"left by a kill")
+    running.write_bytes(b"another writer")
+    previous = os.umask(0o002)
+    try:
+        write_playground_npy(X, Y, "circle", 100, chunk_size=40)
+    finally:
+        os.umask(previous)
+    assert not orphan.exists() and running.exists()
+    assert stat.S_IMODE(os.stat(X).st_mode) == 0o664 == stat.S_IMODE(os.stat(Y).st_mode)
+
+
+def test_an_interrupt_between_the_renames_never_leaves_a_new_x_beside_an_old_y(tmp_path, monkeypatch):
+    import numpy as np
+
+    from nnaccel.data.large import write_playground_npy
+
+    X, Y = tmp_path / "d_X.npy", tmp_path / "d_Y.npy"
+    write_playground_npy(X, Y, "circle", 100, seed=1)
+    real_replace, calls = os.replace, []
+
+    def interrupted_replace(source, destination):
+        calls.append(destination)
+        if len(calls) == 2:  # after X, before Y
+            raise KeyboardInterrupt
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_playground_npy(X, Y, "circle", 200, seed=2)
+    monkeypatch.undo()
+    if Y.exists():  # whatever is left must be a pair of the same run
+        assert np.load(X).shape[1] == np.load(Y).shape[1]
+    assert not (np.load(X).shape[1] == 200 and Y.exists() and np.load(Y).shape[1] == 100)
