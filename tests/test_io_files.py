@@ -161,3 +161,20 @@ def test_an_interrupt_between_the_renames_never_leaves_a_new_x_beside_an_old_y(t
     if Y.exists():  # whatever is left must be a pair of the same run
         assert np.load(X).shape[1] == np.load(Y).shape[1]
     assert not (np.load(X).shape[1] == 200 and Y.exists() and np.load(Y).shape[1] == 100)
+
+
+def test_train_save_through_a_symlink_replaces_its_target(tmp_path):
+    from support import cli
+
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "real.npz"
+    target.write_bytes(b"old model")
+    link = tmp_path / "link.npz"
+    os.symlink(target, link)
+    code, _, err = cli("train", "--backend", "numpy", "--epochs", "1", "--quiet", "--save", link)
+    assert code == 0, err
+    assert os.path.islink(link) and os.readlink(link) == str(target)
+    assert target.read_bytes() != b"old model"
+    import nnaccel as nna
+
+    assert nna.Network.load(link, backend="numpy").layers == [2, 4, 2, 1]
