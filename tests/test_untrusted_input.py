@@ -104,3 +104,15 @@ def test_a_csv_column_float32_cannot_hold_is_refused_by_name(tmp_path):
     data.write_text("small,huge,y\n" + "".join(f"{a},{b * 1e300},{int(a > 0)}\n" for a, b in rng.normal(size=(30, 2))))
     code, _, err = cli("train", "--backend", "numpy", "--epochs", "1", "--quiet", "--data", data)
     assert code == 2 and "column 'huge'" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_loading_from_an_unsearchable_folder_says_permission(tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(folder) else real_access(path, mode))
+    monkeypatch.setattr(os.path, "isfile", lambda path: False)  # what stat gives inside a folder without x
+    with pytest.raises(PermissionError, match="no permission to search"):
+        nna.Network.load(folder / "model.npz")
