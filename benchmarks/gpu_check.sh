@@ -26,7 +26,8 @@ for argument in "$@"; do
     esac
 done
 mkdir -p "$OUT_DIR"
-PYTHON="${PYTHON:-python}"
+# The interpreter: $PYTHON, else `python`, else `python3` (many machines have only python3).
+PYTHON="${PYTHON:-$(command -v python || command -v python3 || echo python3)}"
 CASE_SECONDS="${GPU_CHECK_CASE_SECONDS:-2}"  # timed seconds per benchmark case, at most
 started=$SECONDS
 
@@ -41,15 +42,21 @@ if [ "$INSTALL" -eq 1 ]; then
             echo "install failed:"; tail -5 "$OUT_DIR/install.log"; exit 1; }
     fi
 fi
+if [ -z "$DRY_RUN" ]; then
+    # Without a usable GPU the check means nothing: stop now with the reason, rather than
+    # benchmark the CPU for minutes.
+    reason=$("$PYTHON" -c "import nnaccel.backends as b; print(b.unavailable_reason('cupy') or '')" 2>&1) || {
+        echo "gpu_check: cannot import nnaccel with $PYTHON: ${reason##*$'\n'}" >&2; exit 1; }
+    if [ -n "$reason" ]; then
+        echo "gpu_check: no usable GPU, nothing to check: $reason (use --dry-run to check the script without one)" >&2
+        exit 1
+    fi
+fi
 "$PYTHON" -m nnaccel info | tee "$OUT_DIR/info.txt"
 
 status=0
 if [ -z "$DRY_RUN" ]; then
     echo "== gpu tests"
-    if ! "$PYTHON" -c "import nnaccel.backends as b, sys; r = b.unavailable_reason('cupy'); print(r or 'CuPy can run'); sys.exit(r is not None)"; then
-        echo "CuPy cannot run here: the gpu tests would only skip"
-        status=1
-    fi
     timeout 120 "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT_DIR/gpu_tests.txt"
     test_status=${PIPESTATUS[0]}
     [ "$test_status" -eq 0 ] || { echo "gpu tests failed or timed out (status $test_status)"; status=1; }

@@ -21,6 +21,7 @@ pandas).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -94,6 +95,18 @@ class _NNBase(BaseEstimator):
         return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32), ensure_min_samples=1)
 
     # ----- training ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _unchanged_on_failure(self):
+        """A fit that raises leaves the estimator as it was (its old classes, parameters and
+        n_features_in_ together), never half refitted."""
+        state = self.__dict__.copy()
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
     def _fit_network(self, X: np.ndarray, Y: np.ndarray) -> None:
         """Train on X (m, n) and targets Y (outputs, m) and keep the fitted attributes."""
         import nnaccel as nna
@@ -178,17 +191,18 @@ class NNClassifier(ClassifierMixin, _NNBase):
 
     def fit(self, X, y):
         """X (m, n), y (m,) class labels of any type."""
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), ensure_min_samples=1)
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        self._hidden(), self._activation()  # checked before the labels are encoded
-        binarizer = LabelBinarizer().fit(y)
-        self.classes_ = binarizer.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(f"the data has one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
-        self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
-        Y = binarizer.transform(y).T.astype(np.float64)  # (1, m) of 0/1, or (classes, m) one-hot
-        self._fit_network(X, Y)
+        with self._unchanged_on_failure():
+            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), ensure_min_samples=1)
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+            self._hidden(), self._activation()  # checked before the labels are encoded
+            binarizer = LabelBinarizer().fit(y)
+            self.classes_ = binarizer.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(f"the data has one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+            self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
+            Y = binarizer.transform(y).T.astype(np.float64)  # (1, m) of 0/1, or (classes, m) one-hot
+            self._fit_network(X, Y)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -238,11 +252,12 @@ class NNRegressor(RegressorMixin, _NNBase):
 
     def fit(self, X, y):
         """X (m, n), y (m,) or (m, targets)."""
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), y_numeric=True, multi_output=True, ensure_min_samples=1)
-        self._hidden(), self._activation()
-        self._targets = y.ndim
-        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1).T
-        self._fit_network(X, Y)
+        with self._unchanged_on_failure():
+            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), y_numeric=True, multi_output=True, ensure_min_samples=1)
+            self._hidden(), self._activation()
+            self._targets = y.ndim
+            Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1).T
+            self._fit_network(X, Y)
         return self
 
     def predict(self, X) -> np.ndarray:

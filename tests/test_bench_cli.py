@@ -96,6 +96,7 @@ def test_table_and_plot_are_written(tiny_run):
         (["--seed", "-1"], "--seed must be >= 0"),
         (["--plot", "out.jpg"], "--plot writes a PNG"),
         (["--json", "/no/such/folder/out.json"], "does not exist"),
+        (["--json", "/tmp"], "--json '/tmp' is a directory"),
         (["--net", "784-256-10", "--m", "1e9"], "use a smaller --m"),
     ],
 )

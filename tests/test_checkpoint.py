@@ -244,3 +244,40 @@ def test_interrupt_without_checkpoint_flag_saves_in_the_current_folder(tmp_path,
     saved = tmp_path / "nnaccel-checkpoint-2.npz"
     assert f"--resume {saved}" in err
     assert checkpoint.load(saved, backend="numpy", checkpoint=True).training["epochs_completed"] == 1
+
+
+def test_resume_checkpoints_into_the_file_resumed_not_the_stored_path(tmp_path, uninterrupted):
+    whole, _ = uninterrupted
+    (tmp_path / "gone").mkdir()
+    original = tmp_path / "gone" / "ck.npz"
+    half = [argument if argument != "12" else "5" for argument in RUN]
+    code, _, err = cli("train", *half, "--checkpoint", original)
+    assert code == 0, err
+    copy = tmp_path / "B.npz"
+    copy.write_bytes(original.read_bytes())
+    original.unlink()
+    (tmp_path / "gone").rmdir()
+    code, _, err = cli("train", "--resume", copy, "--epochs", "12")
+    assert code == 0, err
+    assert not (tmp_path / "gone").exists()
+    assert checkpoint.load(copy, backend="numpy", checkpoint=True).training["epochs_completed"] == 12
+    assert_identical(whole, copy)
+
+
+@pytest.mark.parametrize("damage", ["settings", "history", "epochs_completed", "lr", "lr-text", "loss"])
+def test_a_damaged_checkpoint_is_one_line(tmp_path, damage):
+    ck = tmp_path / "ck.npz"
+    code, _, err = cli("train", *RUN, "--epochs", "2", "--checkpoint", ck)
+    assert code == 0, err
+    saved = checkpoint.load(ck, backend="numpy", checkpoint=True)
+    training = {key: value for key, value in saved.training.items() if key not in ("format", "version")}
+    if damage in ("settings", "history", "epochs_completed"):
+        del training[damage]
+    elif damage == "loss":
+        training["history"] = {"loss": 3}
+    else:
+        training["settings"] = {**training["settings"], "lr": -1.0 if damage == "lr" else "fast"}
+    checkpoint.save(tmp_path / "bad.npz", saved.network, pipeline=saved.pipeline, training=training)
+    code, _, err = cli("train", "--resume", tmp_path / "bad.npz", "--epochs", "4")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and ("bad.npz" in err or "--lr" in err), err

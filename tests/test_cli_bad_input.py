@@ -205,3 +205,75 @@ def test_predict_refuses_to_overwrite_its_input(tmp_path, outputs, model, points
     before = points.read_bytes()
     code, _, err = cli("predict", "--model", model, "--data", points, "--out", points)
     assert code == 2 and "overwrite" in err and points.read_bytes() == before
+
+
+# ----- issue 15: refused before any work, one line ------------------------------------------------
+def test_an_unwritable_output_is_refused_before_training(tmp_path, outputs, monkeypatch):
+    (tmp_path / "ro").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("ro") else real_access(path, mode))
+    monkeypatch.setattr(nna.Network, "fit", lambda *a, **k: pytest.fail("trained before checking the outputs"))
+    for option in ("--save", "--checkpoint", "--json"):
+        arguments = ["train", "--backend", "numpy", "--epochs", "2", option, tmp_path / "ro" / "out.npz"]
+        refused(arguments, outputs, f"{option} ", "ro/out.npz", "cannot be written")
+
+
+def test_malformed_csv_and_empty_npy_are_one_line(tmp_path, outputs):
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a," + "x" * (200 * 1024) + ",y\n1,2,3\n")
+    refused(train_arguments(outputs, "--data", wide), outputs, "wide.csv", "cannot be read as CSV")
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((5, 0)))
+    refused(train_arguments(outputs, "--data", empty), outputs, "empty.npy", "(5, 0)")
+
+
+def test_a_header_only_csv_prints_no_warning(tmp_path, outputs):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("x1,x2,label\n")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refused(train_arguments(outputs, "--data", header_only), outputs, "header.csv", "no data rows")
+    assert not [str(warning.message) for warning in caught]
+
+
+def test_a_prediction_csv_quotes_labels_with_commas(tmp_path):
+    import csv
+
+    data = tmp_path / "labels.csv"
+    rng = np.random.default_rng(0)
+    quoted = '"yes, sir"'
+    rows = ["x1,x2,answer"] + [f"{a:.3f},{b:.3f},{quoted if a > 0 else 'no'}" for a, b in rng.normal(size=(40, 2))]
+    data.write_text("\n".join(rows) + "\n")
+    model = tmp_path / "model.npz"
+    code, _, err = cli("train", "--backend", "numpy", "--epochs", "2", "--quiet", "--data", data, "--save", model)
+    assert code == 0, err
+    code, out, err = cli("predict", "--model", model, "--data", data)
+    assert code == 0, err
+    table = list(csv.reader(out.splitlines()))
+    assert "p_yes, sir" in table[0] and len(table[0]) == 3
+    assert all(len(row) == 3 for row in table[1:])
+    assert {row[0] for row in table[1:]} <= {"yes, sir", "no"}
+
+
+def test_make_data_with_infinite_gb_is_one_line(tmp_path, outputs):
+    refused(["make-data", "--gb", "inf", "--out", tmp_path / "big"], outputs, "--gb")
+    assert not list(tmp_path.glob("big*"))
+
+
+def test_an_unavailable_backend_is_bad_input(outputs, monkeypatch):
+    from nnaccel import backends
+
+    monkeypatch.setattr(backends, "unavailable_reason", lambda name: f"{name} cannot run in this test")
+    monkeypatch.setattr(backends, "_instances", {})  # none loaded yet: the check runs
+    refused(["train", "--backend", "numba", "--epochs", "1", "--quiet"], outputs, "numba")
+
+
+def test_a_cuda_runtime_without_any_driver_says_there_is_no_gpu():
+    from nnaccel.backends import _cuda_hint
+
+    error = RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+    assert "no usable NVIDIA GPU or driver" in _cuda_hint(error, driver_present=False)
+    assert "nnaccel[cuda12]" not in _cuda_hint(error, driver_present=False)
+    assert "older than the CUDA" in _cuda_hint(error, driver_present=True)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def test_script_parses():
 def test_dry_run_writes_the_report(tmp_path):
     environment = {key: value for key, value in os.environ.items() if key != "NNACCEL_BACKEND"}
     environment["GPU_CHECK_CASE_SECONDS"] = "0.1"  # the shortest timing: this checks the plumbing
+    environment["PYTHON"] = sys.executable  # the interpreter running the tests, activated or not
     result = subprocess.run(
         ["bash", str(SCRIPT), "--dry-run", "--no-install", str(tmp_path)],
         cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300,
@@ -48,3 +50,28 @@ def test_dry_run_writes_the_report(tmp_path):
     table = (tmp_path / "gpu_check.txt").read_text()
     assert "NOT MEASURED" in table and "numpy" in table
     assert (tmp_path / "info.txt").read_text().startswith("nnaccel")
+
+
+@needs_bash
+def test_without_a_gpu_it_stops_at_once_using_python3_when_there_is_no_python(tmp_path):
+    from nnaccel.backends import unavailable_reason
+
+    if unavailable_reason("cupy") is None:
+        pytest.skip("a GPU is usable here: the check would run")
+    bin_dir = tmp_path / "bin"  # a PATH with python3 (this interpreter) and no `python`
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    for tool in ("bash", "dirname", "mkdir", "tee", "timeout", "env"):
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHON", "NNACCEL_BACKEND")}
+    environment["PATH"] = str(bin_dir)
+    environment["PYTHONPATH"] = str(REPOSITORY)
+    result = subprocess.run(
+        [str(bin_dir / "bash"), str(SCRIPT), "--no-install", str(tmp_path / "out")],
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: no usable GPU"), result.stdout + result.stderr
+    assert "== benchmark" not in result.stdout

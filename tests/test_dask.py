@@ -198,3 +198,17 @@ def test_train_command_runs_on_the_cluster(client, tmp_path, capsys):
     assert relative(on_cluster, in_process) <= 1e-5  # float32
     assert main(["train", "--dataset", "xor", "--scheduler", client.scheduler.address, "--quiet"]) == 2
     assert "--batch-size 0" in capsys.readouterr().err
+
+
+def test_an_unknown_address_scheme_is_one_line_and_nothing_after_it(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnaccel", "train", "--backend", "numpy", "--batch-size", "0", "--epochs", "1",
+         "--quiet", "--scheduler", "foo://bar"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown scheme 'foo'" in lines[0], result.stderr

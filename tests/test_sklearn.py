@@ -159,3 +159,28 @@ def test_one_epoch_matches_scikit_learn_with_alpha_as_l2(kind):
     for (W, b), (W_mlp, b_mlp) in zip(network.get_params(), after):
         np.testing.assert_allclose(W, W_mlp, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(b, b_mlp, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("refit", ["one class", "negative lr"])
+def test_a_failed_refit_leaves_the_classifier_as_it_was(refit):
+    from nnaccel.sklearn import NNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    model = NNClassifier(hidden_layer_sizes=(4,), epochs=3, random_state=0, backend="numpy").fit(X, y)
+    before = (model.classes_.copy(), [(W.copy(), b.copy()) for W, b in model.params_], model.predict_proba(X))
+    if refit == "one class":
+        arguments = (X, np.full(60, 7))
+    else:
+        model.set_params(lr=-1)
+        arguments = (rng.normal(size=(60, 5)), np.arange(60) % 3)
+    with pytest.raises(ValueError):
+        model.fit(*arguments)
+    np.testing.assert_array_equal(model.classes_, before[0])
+    assert model.n_features_in_ == 2
+    for (W, b), (W_old, b_old) in zip(model.params_, before[1]):
+        np.testing.assert_array_equal(W, W_old)
+        np.testing.assert_array_equal(b, b_old)
+    np.testing.assert_array_equal(model.predict_proba(X), before[2])
+    assert set(model.predict(X)) <= {0, 1}

@@ -445,3 +445,30 @@ def test_make_data_command_writes_files_that_train(tmp_path, capsys):
     assert history["loss"][-1] < history["loss"][0]
     assert cli_main(["make-data", "--samples", "many", "--out", prefix]) == 2
     assert "--samples must be a whole number" in capsys.readouterr().err
+
+
+def _zarr_pair(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(2, 400)), (rng.random((1, 400)) > 0.5).astype(float)
+    for name, array in (("X", X), ("Y", Y)):
+        stored = zarr.create_array(store=str(tmp_path / f"{name}.zarr"), shape=array.shape, chunks=(array.shape[0], 100), dtype="float64")
+        stored[:] = array
+    return str(tmp_path / "X.zarr"), str(tmp_path / "Y.zarr")
+
+
+def test_a_zarr_array_with_a_deleted_chunk_is_refused(tmp_path):
+    X_path, Y_path = _zarr_pair(tmp_path)
+    os.unlink(os.path.join(X_path, "c", "0", "2"))
+    net = nna.Network([2, 3, 1], backend="numpy")
+    with pytest.raises(ValueError, match=r"X.* 1 of its 4 chunks missing"):
+        net.fit(X_path, Y_path, epochs=1, lr=0.1)
+
+
+def test_a_garbage_zarr_chunk_names_the_array(tmp_path):
+    X_path, Y_path = _zarr_pair(tmp_path)
+    with open(os.path.join(X_path, "c", "0", "1"), "wb") as handle:
+        handle.write(b"not zstd at all" * 10)
+    net = nna.Network([2, 3, 1], backend="numpy")
+    with pytest.raises(ValueError, match=r"X.zarr: columns [0-9]+:[0-9]+ could not be read .*Zstd"):
+        net.fit(X_path, Y_path, epochs=1, lr=0.1)

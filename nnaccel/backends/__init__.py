@@ -67,9 +67,19 @@ def _cupy_unavailable_reason() -> str | None:
     return None
 
 
-def _cuda_hint(error) -> str:
+def _nvidia_driver_present() -> bool:
+    """True when this machine shows an NVIDIA kernel driver (Linux: /proc/driver/nvidia, /dev/nvidia0)."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+
+
+def _cuda_hint(error, driver_present: bool | None = None) -> str:
     """What to do about a CUDA error from CuPy's first call."""
     text = str(error).lower()
+    if driver_present is None:
+        driver_present = _nvidia_driver_present()
+    if ("insufficient" in text or "driver version" in text) and not driver_present:
+        # CUDA reports a missing driver as an "insufficient" one: reinstalling CuPy cannot help
+        return "; this machine has no usable NVIDIA GPU or driver: run on a machine with one, or use the numba or numpy backend"
     if "insufficient" in text or "driver version" in text:
         return (
             "; the NVIDIA driver is older than the CUDA that this CuPy build needs: install the CuPy "

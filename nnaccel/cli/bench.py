@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 
 from ..backends import BACKEND_NAMES
+from ..io import check_writable
 from ..nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS
 
 DESCRIPTION = """\
@@ -95,9 +95,7 @@ def settings_from_args(args):
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is None:
             continue
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(f"{option} {path!r}: directory {directory!r} does not exist")
+        check_writable(path, option)
     if args.plot is not None:
         if not args.plot.lower().endswith(".png"):
             raise ValueError(f"--plot writes a PNG; give a file name ending in .png, not {args.plot!r}")

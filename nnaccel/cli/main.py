@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout stopped early (`| head`): not nnaccel's failure
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush stays quiet
         return 0
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    # a backend that cannot run here and an unreachable scheduler are bad input too (exit 2)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, BackendUnavailable, ConnectionError) as error:
         if debug:
             raise
         print(f"nnaccel: error: {error}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from ..data.playground import DATASETS, FEATURES
@@ -52,8 +53,8 @@ def run(args) -> int:
     features = [name.strip() for name in args.features.split(",") if name.strip()]
     chunk_size = parse_count(args.chunk_size, "--chunk-size")
     if args.gb is not None:
-        if not args.gb > 0:
-            raise ValueError(f"--gb must be positive; got {args.gb}")
+        if not (args.gb > 0 and math.isfinite(args.gb)):
+            raise ValueError(f"--gb must be a positive number of gigabytes such as 10; got {args.gb}")
         samples = int(args.gb * 1e9) // ((len(features) + 1) * np.dtype(args.dtype).itemsize)
     else:
         samples = parse_count(args.samples, "--samples")

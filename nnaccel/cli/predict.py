@@ -8,6 +8,7 @@ model saved from Python with ``Network.save`` takes its inputs as they are. The 
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import sys
@@ -54,17 +55,14 @@ def predictions_table(pipeline: Pipeline, H: np.ndarray) -> tuple[list[str], lis
 
 def run(args) -> int:
     from ..data.files import check_readable, read_table
-    from ..io import atomic_write
+    from ..io import atomic_write, check_writable
     from ..nn.model import load_model
 
     check_readable(args.model, "model file")
     check_readable(args.data)
     out = os.path.abspath(args.out) if args.out else None
     if out is not None:
-        if os.path.isdir(out):
-            raise ValueError(f"--out {args.out!r} is a directory; give a file name")
-        if not os.path.isdir(os.path.dirname(out)):
-            raise FileNotFoundError(f"--out {args.out!r}: the folder {os.path.dirname(out)!r} does not exist")
+        check_writable(args.out, "--out")
         if out in (os.path.abspath(args.data), os.path.abspath(args.model)):
             raise ValueError(f"--out {args.out!r} would overwrite an input file")
     model = load_model(args.model, backend=args.backend)  # what nnaccel.load_model gives Python
@@ -76,9 +74,9 @@ def run(args) -> int:
         atomic_write(out, lambda handle: np.save(handle, bare, allow_pickle=False))
         return 0
     text = io.StringIO()
-    text.write(",".join(header) + "\n")
-    for row in rows:
-        text.write(",".join(row) + "\n")
+    writer = csv.writer(text, lineterminator="\n")  # quotes a label holding a comma or a quote
+    writer.writerow(header)
+    writer.writerows(rows)
     if out is None:
         sys.stdout.write(text.getvalue())
     else:

@@ -25,7 +25,7 @@ import numpy as np
 from ..data.pipeline import Pipeline, build_pipeline, class_indices
 from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
 from ..errors import TrainingInterrupted
-from ..io import atomic_write
+from ..io import atomic_write, check_writable
 from ..nn import training
 from ..nn.activations import HIDDEN_ACTIVATIONS
 
@@ -198,10 +198,7 @@ def check_outputs(settings: dict) -> None:
         path = settings.get(name)
         if path is None:
             continue
-        if os.path.isdir(path):
-            raise ValueError(f"--{name} {path!r} is a directory; give a file name")
-        if not os.path.isdir(os.path.dirname(path)):
-            raise FileNotFoundError(f"--{name} {path!r}: the folder {os.path.dirname(path)!r} does not exist")
+        check_writable(path, f"--{name}")
         if path == settings.get("data"):
             raise ValueError(f"--{name} {path!r} would overwrite the input data")
         if path in inputs and name != "checkpoint":
@@ -231,10 +228,15 @@ def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
         if _given(args, name):
             value = getattr(args, name)
             settings[name] = os.path.abspath(value) if name in ("save", "plot", "json", "checkpoint") else value
-    if settings.get("checkpoint") is None:
-        settings["checkpoint"] = path  # keep checkpointing where the run left off
+    if not _given(args, "checkpoint"):
+        # keep checkpointing into the file being resumed, not the path stored inside it (which
+        # may be another copy, or a folder that is gone)
+        settings["checkpoint"] = path
     settings["resume"] = path
-    check_settings(settings)
+    try:
+        check_settings(settings)
+    except (KeyError, TypeError) as error:  # a setting missing or of the wrong type: not from nnaccel
+        raise ValueError(f"{path!r} is a damaged checkpoint: its settings are incomplete or invalid ({error!r})") from None
     return settings
 
 
@@ -283,6 +285,7 @@ def prepare_data(settings: dict) -> Prepared:
         if not inputs:
             raise ValueError(f"{settings['data']!r} has only the label column {label!r}; it needs input columns too")
         raw, labels = table.numbers(inputs).T, table.labels(label)
+        check_columns_fit(settings["data"], inputs, raw)
         if raw.shape[1] < 2:
             raise ValueError(f"{settings['data']!r} has {raw.shape[1]} example; training needs at least 2")
         name, task, domain = os.path.basename(settings["data"]), settings["task"], None
@@ -299,6 +302,17 @@ def prepare_data(settings: dict) -> Prepared:
         standardize=standardize, features=settings["features"], label=label,
     )
     return Prepared(name, pipeline, raw_train, labels_train[0], raw_test, labels_test[0], domain)
+
+
+def check_columns_fit(path: str, names: list[str], raw: np.ndarray) -> None:
+    """Refuse a column with values float32 (the network's dtype) cannot hold, such as 1e300:
+    its scale would overflow to infinity and the column would train as zeros."""
+    limit = float(np.finfo(np.float32).max)
+    for name, column in zip(names, raw):
+        largest = float(np.max(np.abs(column))) if column.size else 0.0
+        if largest > limit:
+            raise ValueError(f"{path!r}: column {name!r} holds {largest:g}, beyond what float32 can hold "
+                             f"(about {limit:.3g}); rescale the column")
 
 
 # ----- progress -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,7 +136,7 @@ def _read_npy(path: str) -> Table:
         raise ValueError(f"{path!r} has dtype {array.dtype}; expected numbers")
     if array.ndim == 1:
         array = array.reshape(-1, 1)
-    if array.ndim != 2 or array.shape[0] == 0:
+    if array.ndim != 2 or 0 in array.shape:
         raise ValueError(f"{path!r} has shape {array.shape}; expected a 2-D array with one row per example")
     return Table(path, [str(index) for index in range(array.shape[1])], array.astype(np.float64, copy=False))
 
@@ -146,6 +147,8 @@ def _read_header(path: str) -> list[str]:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as error:
         raise ValueError(f"{path!r} is not a text CSV file (not UTF-8: {error.reason})") from None
+    except csv.Error as error:  # e.g. a field over the csv module's 128 KiB limit
+        raise ValueError(f"{path!r}: the header row cannot be read as CSV ({error})") from None
     if not header or not any(name.strip() for name in header):
         raise ValueError(f"{path!r} is empty; a CSV file needs a header row naming its columns, then data rows")
     names = [name.strip() for name in header]
@@ -166,9 +169,11 @@ def _read_header(path: str) -> list[str]:
 def _read_csv(path: str) -> Table:
     names = _read_header(path)
     try:
-        values = np.loadtxt(
-            path, delimiter=",", skiprows=1, ndmin=2, comments=None, encoding="utf-8-sig", quotechar='"', dtype=np.float64
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below as one clear line
+            values = np.loadtxt(
+                path, delimiter=",", skiprows=1, ndmin=2, comments=None, encoding="utf-8-sig", quotechar='"', dtype=np.float64
+            )
     except ValueError:
         return _read_csv_slowly(path, names)  # find and name the offending cells
     if values.shape[0] == 0:
@@ -176,6 +181,14 @@ def _read_csv(path: str) -> Table:
     if values.shape[1] != len(names):
         raise ValueError(f"{path!r}: the data rows have {values.shape[1]} fields but the header names {len(names)} columns")
     return Table(path, names, values)
+
+
+def _rows(reader, path: str):
+    """The reader's rows, with a malformed one (a field over 128 KiB, a stray quote) as a ValueError."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise ValueError(f"{path!r} line {reader.line_num} cannot be read as CSV ({error})") from None
 
 
 def _read_csv_slowly(path: str, names: list[str]) -> Table:
@@ -186,7 +199,7 @@ def _read_csv_slowly(path: str, names: list[str]) -> Table:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         next(reader)
-        for row in reader:
+        for row in _rows(reader, path):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
             if len(row) != k:

@@ -89,12 +89,14 @@ def write_playground_npy(
     if sum(sizes) + (64 << 20) > free:
         raise ValueError(f"the dataset needs {sum(sizes) / 1e9:.2f} GB but only {free / 1e9:.2f} GB are free there")
 
+    for path in paths:
+        remove_dead_partials(path)
     temporaries = [f"{path}.partial-{os.getpid()}" for path in paths]
     handles = []
     try:
         offsets = []
         for temporary, count in zip(temporaries, rows):
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # less the umask, as open() does
             handles.append(handle)
             offsets.append(_write_header(handle, dtype, (count, samples)))
         started, start = time.perf_counter(), 0
@@ -118,11 +120,40 @@ def write_playground_npy(
         raise
     for handle in handles:
         os.close(handle)
+    # Never a new X beside an old Y: the old Y goes first, so an interrupt between the renames
+    # leaves an X without its Y (a clear "missing" error on read), not a mismatched pair.
+    if os.path.lexists(paths[1]):
+        os.unlink(paths[1])
     for temporary, path in zip(temporaries, paths):
         os.replace(temporary, path)
     if progress:
         print(file=sys.stderr)
     return {"X": paths[0], "Y": paths[1], "shape": (rows[0], samples), "bytes": sum(sizes) + sum(offsets)}
+
+
+def remove_dead_partials(path: str) -> list[str]:
+    """Delete ``PATH.partial-PID`` files that a killed ``write_playground_npy`` left: owned by
+    this user, and PID no longer runs (a live writer's file is kept). Returns those removed."""
+    from ..io import _pid_alive
+
+    directory, name = os.path.split(os.path.abspath(path))
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    for entry in entries:
+        prefix, _, pid = entry.rpartition(".partial-")
+        if prefix != name or not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        candidate = os.path.join(directory, entry)
+        try:
+            if os.lstat(candidate).st_uid == os.getuid():
+                os.unlink(candidate)
+                removed.append(candidate)
+        except OSError:
+            pass
+    return removed
 
 
 def _write_header(handle: int, dtype: np.dtype, shape: tuple[int, int]) -> int:

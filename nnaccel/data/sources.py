@@ -260,6 +260,8 @@ class ArraySource(DataSource):
         self.X, self.Y, self.names = X, Y, names
         self.n_features, self.n_outputs, self.m = _check_pair_shapes(X.shape, Y.shape, names)
         self.chunk_size = _check_chunk_size(chunk_size)
+        for array, name in ((X, names[0]), (Y, names[1])):
+            _check_zarr_complete(array, name)
 
     def boundaries(self, columns: int) -> list[int]:
         stored = _stored_columns(self.X)
@@ -272,9 +274,38 @@ class ArraySource(DataSource):
         yield self._read
 
     def _read(self, start: int, stop: int):
-        X = np.asarray(self.X[:, start:stop])
-        Y = np.asarray(self.Y[start:stop] if len(self.Y.shape) == 1 else self.Y[:, start:stop])
+        X = _read_columns(self.X, self.names[0], start, stop)
+        Y = _read_columns(self.Y, self.names[1], start, stop)
         return X, Y.reshape(self.n_outputs, stop - start)
+
+
+def _check_zarr_complete(array, name: str) -> None:
+    """A zarr array with a stored chunk missing would read it as the fill value (zeros) and train
+    on them silently: refuse it, naming the array."""
+    if _module(array) != "zarr":
+        return
+    try:
+        stored, expected = array.nchunks_initialized, array.nchunks
+    except Exception:  # a store that cannot list its chunks: reads will tell
+        return
+    if stored < expected:
+        raise ValueError(
+            f"{name} (zarr array {getattr(array, 'store_path', '')}) has {expected - stored} of its {expected} chunks "
+            "missing; they would read as the fill value (zeros): rewrite the array"
+        )
+
+
+def _read_columns(array, name: str, start: int, stop: int) -> np.ndarray:
+    """Columns start:stop of ``array`` ((rows, m) or (m,)); a failed read of a stored block (a
+    damaged zarr or h5py chunk) is a ValueError naming the array and the columns."""
+    try:
+        return np.asarray(array[start:stop] if len(array.shape) == 1 else array[:, start:stop])
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # codecs raise RuntimeError, ValueError, OSError...
+        raise ValueError(
+            f"{name}: columns {start}:{stop} could not be read ({type(error).__name__}: {error}); the stored data is damaged"
+        ) from None
 
 
 class DaskSource(DataSource):

@@ -27,6 +27,18 @@ def local_worker_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def check_address(address: str) -> None:
+    """A ValueError for an address with a scheme Dask has no transport for (``foo://bar``)."""
+    from distributed.comm.registry import backends
+
+    scheme, separator, _ = address.partition("://")
+    if separator and scheme not in backends:
+        raise ValueError(
+            f"{address!r} is not a Dask scheduler address such as tcp://host:8786 "
+            f"(unknown scheme {scheme!r}; known: {', '.join(sorted(backends))})"
+        )
+
+
 @contextlib.contextmanager
 def connect(scheduler=None, *, timeout: float = CONNECT_TIMEOUT, workers: int | None = None) -> Iterator:
     """A ``distributed.Client`` for the duration of the block.
@@ -53,6 +65,7 @@ def connect(scheduler=None, *, timeout: float = CONNECT_TIMEOUT, workers: int | 
         return
     if workers is not None:
         raise ValueError("workers= applies to an embedded LocalCluster only (scheduler='local')")
+    check_address(scheduler)  # before a Client exists: a refused one times out noisily in its __del__
     try:
         client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as error:

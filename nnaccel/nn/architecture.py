@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,7 +24,11 @@ class Architecture:
 
     @classmethod
     def build(cls, layers: Sequence[int], activation: str | Sequence[str], output: str) -> "Architecture":
-        layers = tuple(layers) if not isinstance(layers, (str, bytes)) else layers
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+            raise ValueError(
+                f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}"
+            )
+        layers = tuple(layers)
         if not isinstance(layers, tuple) or len(layers) < 2:
             raise ValueError(
                 f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}"
@@ -35,6 +40,10 @@ class Architecture:
         hidden_count = len(layers) - 2
         if isinstance(activation, str):
             activations = (activation,) * hidden_count
+        elif not isinstance(activation, Iterable):
+            raise ValueError(
+                f"activation must be a name or a list of names (one per hidden layer) such as 'tanh'; got {activation!r}"
+            )
         else:
             activations = tuple(activation)
             if len(activations) != hidden_count:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .network import Network, read_model_file
+from .network import Network, from_file_config, read_model_file
 
 CHECKPOINT_FORMAT = "nnaccel-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -64,7 +64,9 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
             f"{path!r} is a model file without training state, not a checkpoint; "
             "write checkpoints with nnaccel train --checkpoint FILE"
         )
-    network = Network.from_config(config, params, backend)
+    if checkpoint:
+        check_training_record(training, path)
+    network = from_file_config(Network, path, config, params, backend)
     trained = records.get("trained")
     return SavedModel(network, records.get("pipeline"), training, trained if isinstance(trained, dict) else None)
 
@@ -81,3 +83,20 @@ def trained_record(settings: dict, network: Network) -> dict:
     record = {"nnaccel": __version__, "backend": network.backend.name}
     record.update({key: settings[key] for key in TRAINED_SETTINGS if settings.get(key) is not None})
     return record
+
+
+def check_training_record(training, path: str) -> None:
+    """A ValueError naming ``path`` unless the training record has what ``--resume`` reads: a
+    ``settings`` object, a ``history`` with a list of losses and a whole ``epochs_completed``."""
+    problem = None
+    if not isinstance(training, dict):
+        problem = "the training record is not an object"
+    elif not isinstance(training.get("settings"), dict):
+        problem = "the training record has no settings"
+    elif not isinstance(training.get("history"), dict) or not isinstance(training["history"].get("loss"), list):
+        problem = "the training record has no history of losses"
+    elif (isinstance(training.get("epochs_completed"), bool) or not isinstance(training.get("epochs_completed"), int)
+          or training["epochs_completed"] < 0):
+        problem = "the training record has no count of epochs completed"
+    if problem:
+        raise ValueError(f"{path!r} is a damaged checkpoint: {problem}; resume from another checkpoint or start again")

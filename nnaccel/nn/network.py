@@ -18,7 +18,7 @@ from ..optim import SGD
 from . import training
 from .architecture import Architecture
 from .initialization import initial_params
-from .validation import check_X, check_Y, resolve_dtype
+from .validation import check_non_negative, check_representable, check_seed, check_X, check_Y, resolve_dtype
 
 MODEL_FORMAT = "nnaccel-model"
 MODEL_FORMAT_VERSION = 1
@@ -54,13 +54,17 @@ class Network:
         backend: str | Backend | None = None,
         dtype=None,
     ):
-        self.architecture = Architecture.build(layers, activation, output)
+        self._setup(Architecture.build(layers, activation, output), seed, backend, dtype)
+        self._params = self._to_backend(initial_params(self.architecture, seed, self.dtype))
+
+    def _setup(self, architecture: Architecture, seed, backend, dtype) -> None:
+        check_seed(seed)
+        self.architecture = architecture
         self.dtype = resolve_dtype(dtype)
         self.backend = resolve(backend)
         self.seed = seed
         self._workspaces: dict = {}
         self._plans: dict = {}
-        self._params = self._to_backend(initial_params(self.architecture, seed, self.dtype))
 
     # ----- description -----------------------------------------------------------------------------
     @property
@@ -147,6 +151,7 @@ class Network:
     def forward(self, X) -> np.ndarray:
         """The output layer's activations H (outputs, m) for X (n, m), as a NumPy array."""
         X = check_X(X, self.architecture)
+        check_representable(X, self.dtype, "X")
         m = X.shape[1]
         H = np.empty((self.architecture.n_outputs, m), dtype=self.dtype)
         for start in range(0, m, EVALUATION_CHUNK):
@@ -251,6 +256,17 @@ class Network:
         epoch's start; ``fit(..., start_epoch=e, history=h)`` resumes, and since epoch e's batches
         depend only on (seed, e), ends with the parameters of an uninterrupted run.
         """
+        # what training.fit would only meet deep inside (or report as divergence), refused here
+        check_seed(seed)
+        for value, name in ((l1, "l1"), (l2, "l2")):
+            check_non_negative(value, name)
+            if not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+        for array, name in ((X, "X"), (Y, "Y")):
+            check_representable(array, self.dtype, name)
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:
+            for array, name in zip(validation, ("validation X", "validation Y")):
+                check_representable(array, self.dtype, name)
         return training.fit(
             self,
             X,
@@ -306,20 +322,23 @@ class Network:
         config, params, records = read_model_file(path, ("pipeline",))
         if records.get("pipeline"):
             _warn_preprocessing(path, records["pipeline"])
-        return cls.from_config(config, params, backend)
+        return from_file_config(cls, os.fspath(path), config, params, backend)
 
     @classmethod
     def from_config(cls, config: dict, params: list, backend: str | Backend | None = None) -> "Network":
-        """A network from ``config()`` and ``get_params()``-shaped parameters."""
-        network = cls(
-            config["layers"],
-            config["activations"] if config["activations"] else "tanh",
-            config["output"],
-            seed=config.get("seed", 0),
-            backend=backend,
-            dtype=config["dtype"],
-        )
-        network.set_params(params)
+        """A network from ``config()`` and ``get_params()``-shaped parameters.
+
+        No initial weights are drawn: the parameters are checked against the config's layer sizes
+        first, so a crafted config (layers [100000, 100000, 1]) cannot force a huge allocation."""
+        if not isinstance(config, dict):
+            raise ValueError(f"a model config is an object; got {type(config).__name__}")
+        missing = [key for key in ("layers", "activations", "output", "dtype") if key not in config]
+        if missing:
+            raise ValueError(f"the model config has no {', '.join(missing)}")
+        architecture = Architecture.build(config["layers"], config["activations"] or "tanh", config["output"])
+        network = cls.__new__(cls)
+        network._setup(architecture, config.get("seed", 0), backend, config["dtype"])
+        network.set_params(params)  # checks every shape before converting anything
         return network
 
     # ----- leaving and joining nnaccel -------------------------------------------------------------
@@ -390,11 +409,24 @@ def _warn_preprocessing(path, pipeline: dict) -> None:
     )
 
 
+def from_file_config(cls, path: str, config: dict, params: list, backend) -> "Network":
+    """``cls.from_config`` for a file's config and arrays, with any problem a ValueError naming the file."""
+    try:
+        return cls.from_config(config, params, backend)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path!r} is not a readable nnaccel model file ({error})") from None
+
+
 def read_model_file(path: str | os.PathLike, record_names=()) -> tuple[dict, list, dict]:
     """(config, params, records) from an nnaccel ``.npz`` model file, or a ValueError naming the
     file. ``records`` holds each of ``record_names`` that the file has (see ``Network.save``)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"model file {path!r} is a folder; give the .npz file")
     if not os.path.isfile(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(folder) and not os.access(folder, os.X_OK):
+            raise PermissionError(f"model file {path!r} cannot be read: no permission to search {folder!r}")
         raise FileNotFoundError(f"model file {path!r} does not exist")
     if not zipfile.is_zipfile(path):  # np.load would read a .npy, or refuse a pickle with advice to unpickle
         raise ValueError(f"{path!r} is not an nnaccel model file (not a .npz archive, or truncated)")
@@ -403,10 +435,12 @@ def read_model_file(path: str | os.PathLike, record_names=()) -> tuple[dict, lis
             if "config" not in archive.files:
                 raise ValueError(f"{path!r} is not an nnaccel model file (no config entry)")
             config = json.loads(str(archive["config"]))
-            if config.get("format") != MODEL_FORMAT:
+            if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
                 raise ValueError(f"{path!r} is not an nnaccel model file")
             if config.get("version", 0) > MODEL_FORMAT_VERSION:
                 raise ValueError(f"{path!r} was written by a newer nnaccel (format {config['version']}); upgrade nnaccel")
+            if not isinstance(config.get("layers"), list) or len(config["layers"]) < 2:
+                raise ValueError(f"{path!r} is not a readable nnaccel model file (its config has no list of layers)")
             depth = len(config["layers"]) - 1
             params = [(archive[f"W{index}"], archive[f"b{index}"]) for index in range(depth)]
             records = {name: json.loads(str(archive[name])) for name in record_names if name in archive.files}

@@ -47,6 +47,27 @@ def _finite(array: np.ndarray, name: str) -> None:
         )
 
 
+def check_seed(seed, name: str = "seed") -> None:
+    """A seed is a whole number >= 0 (NumPy's generators take no other)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be a whole number >= 0 such as 0 or 42; got {seed!r}")
+
+
+def check_representable(array, dtype, name: str) -> None:
+    """Refuse finite values the network's dtype cannot hold (1e300 becomes inf in float32)."""
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or np.dtype(dtype).itemsize >= array.dtype.itemsize:
+        return
+    limit = np.finfo(dtype).max
+    with np.errstate(invalid="ignore"):
+        too_large = np.isfinite(array) & (np.abs(array) > limit)  # NaN and inf: _finite names them
+    if too_large.any():
+        position = tuple(int(index) for index in np.argwhere(too_large)[0])
+        raise ValueError(
+            f"{name} holds {float(array[position]):g} at index {position}, beyond what {np.dtype(dtype).name} "
+            f"can hold (about {limit:.3g}); rescale it, or use dtype='float64'"
+        )
+
+
 def check_X(X, architecture: Architecture, name: str = "X") -> np.ndarray:
     """X as a 2-D numeric NumPy array of shape (n, m), n the network's input size, m >= 1."""
     X = _numeric(X, name)
