@@ -234,13 +234,22 @@ def sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_
     regularised."""
     for layer in range(sizes.size - 1):
         first, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
-        if l1 == 0.0:  # a branch-free loop (LLVM vectorises it)
-            for index in range(first, bias):
-                theta[index] = theta[index] - lr * (scale * gradients[index] + l2 * theta[index])
-        else:
-            for index in range(first, bias):
-                w = theta[index]
-                theta[index] = w - lr * (scale * gradients[index] + l1 * np.sign(w) + l2 * w)
+        if bias - first < 64:  # a few weights: index theta directly (a view's set-up costs more than they do)
+            if l1 == 0.0:
+                for index in range(first, bias):
+                    theta[index] = theta[index] - lr * (scale * gradients[index] + l2 * theta[index])
+            else:
+                for index in range(first, bias):
+                    w = theta[index]
+                    theta[index] = w - lr * (scale * gradients[index] + l1 * np.sign(w) + l2 * w)
+        else:  # loops from 0 over 1-D views, branch-free when l1 is 0: LLVM vectorises them
+            W, dW = theta[first:bias], gradients[first:bias]
+            if l1 == 0.0:
+                for j in range(W.size):
+                    W[j] = W[j] - lr * (scale * dW[j] + l2 * W[j])
+            else:
+                for j in range(W.size):
+                    W[j] = W[j] - lr * (scale * dW[j] + l1 * np.sign(W[j]) + l2 * W[j])
         for index in range(bias, end):
             theta[index] = theta[index] - lr * (scale * gradients[index])
 

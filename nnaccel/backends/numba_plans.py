@@ -32,6 +32,8 @@ PARALLEL_BATCH = 4096
 # Up to this many examples an evaluation (a loss, a prediction) runs serially on the plan's kernels:
 # the pool's launch would cost as much as the work (and the parallel pass need not be compiled).
 SERIAL_EVALUATION = 1 << 14
+# Examples per gathered chunk of a shuffled epoch on the fused plan (rounded to whole batches).
+GATHER_COLUMNS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class FusedEpochPlan(_PackedPlan):
         self.gradients = np.empty(self.layout.count)  # float64 sums of one batch
         block = network.block_size(architecture.layers, self.dtype.itemsize)
         self.block = block if batch_size is None else min(block, int(batch_size))
-        self._ordered: TrainingData | None = None  # the epoch's examples in their visiting order
+        self._chunk: TrainingData | None = None  # a chunk of the epoch's examples in their visiting order
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
 
     def load(self, X, Y) -> TrainingData:
@@ -154,9 +156,16 @@ class FusedEpochPlan(_PackedPlan):
         return TrainingData(np.ascontiguousarray(X, dtype=self.dtype), np.ascontiguousarray(Y, dtype=self.dtype))
 
     def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
-        if order is not None:
-            data = self._gather(data, order)
-        return self.packed_batches(data.X, data.Y, hyper)
+        if order is None:
+            return self.packed_batches(data.X, data.Y, hyper)
+        # the shuffled epoch is gathered a chunk of whole batches at a time: each batch is then a
+        # slice, the chunk stays in cache while its steps run, and no copy of all of X is made
+        chunk = self.batch_size * max(1, GATHER_COLUMNS // self.batch_size)
+        total = 0.0
+        for start in range(0, data.m, chunk):
+            X, Y = self._gather(data, order[start : start + chunk])
+            total += self.packed_batches(X, Y, hyper)
+        return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
         total = kernels.sgd_epoch(
@@ -199,15 +208,14 @@ class FusedEpochPlan(_PackedPlan):
             out,
         )
 
-    def _gather(self, data: TrainingData, order: np.ndarray) -> TrainingData:
-        """The epoch's examples in ``order``, gathered in one pass into buffers kept for the next
-        epoch: each batch is then a slice."""
-        ordered = self._ordered
-        if ordered is None or ordered.X.shape != data.X.shape:
-            ordered = self._ordered = TrainingData(np.empty_like(data.X), np.empty_like(data.Y))
-        np.take(data.X, order, axis=1, out=ordered.X, mode="clip")
-        np.take(data.Y, order, axis=1, out=ordered.Y, mode="clip")
-        return ordered
+    def _gather(self, data: TrainingData, columns: np.ndarray) -> tuple:
+        """X[:, columns] and Y[:, columns], C-contiguous, in buffers kept for the next chunk."""
+        width = columns.shape[0]
+        if self._chunk is None or self._chunk.X.shape != (data.X.shape[0], width):
+            self._chunk = TrainingData(np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype))
+        np.take(data.X, columns, axis=1, out=self._chunk.X, mode="clip")
+        np.take(data.Y, columns, axis=1, out=self._chunk.Y, mode="clip")
+        return self._chunk.X, self._chunk.Y
 
 
 @dataclass
