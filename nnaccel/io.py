@@ -52,20 +52,32 @@ def remove_orphans(path: str | os.PathLike) -> list[str]:
     """Delete the temporary files an earlier, killed write of ``path`` left beside it: those named
     ``.NAME.PID.*.tmp`` for this file's NAME, owned by this user, whose PID no longer runs.
     Returns the paths removed."""
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
+
+    def writer(entry: str, name: str) -> int | None:
+        match = _TEMPORARY.match(entry)
+        return int(match["pid"]) if match and match["name"] == name else None
+
+    return remove_dead_writers_files(path, writer)
+
+
+def remove_dead_writers_files(path: str | os.PathLike, writer) -> list[str]:
+    """Delete the regular files beside ``path`` for which ``writer(entry, NAME)`` (NAME being
+    path's file name) gives the id of the process that wrote them, when that process no longer
+    runs and the file is this user's. Returns the paths removed."""
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
     removed = []
     try:
         entries = os.listdir(directory)
     except OSError:
         return removed
     for entry in entries:
-        match = _TEMPORARY.match(entry)
-        if not match or match["name"] != name or int(match["pid"]) == os.getpid() or _pid_alive(int(match["pid"])):
+        pid = writer(entry, name)
+        if pid is None or pid == os.getpid() or _pid_alive(pid):
             continue
         candidate = os.path.join(directory, entry)
         try:
-            if os.lstat(candidate).st_uid == os.getuid() and stat.S_ISREG(os.lstat(candidate).st_mode):
+            status = os.lstat(candidate)
+            if status.st_uid == os.getuid() and stat.S_ISREG(status.st_mode):
                 os.unlink(candidate)
                 removed.append(candidate)
         except OSError:

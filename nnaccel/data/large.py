@@ -134,26 +134,13 @@ def write_playground_npy(
 def remove_dead_partials(path: str) -> list[str]:
     """Delete ``PATH.partial-PID`` files that a killed ``write_playground_npy`` left: owned by
     this user, and PID no longer runs (a live writer's file is kept). Returns those removed."""
-    from ..io import _pid_alive
+    from ..io import remove_dead_writers_files
 
-    directory, name = os.path.split(os.path.abspath(path))
-    removed = []
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return removed
-    for entry in entries:
+    def writer(entry: str, name: str) -> int | None:
         prefix, _, pid = entry.rpartition(".partial-")
-        if prefix != name or not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
-            continue
-        candidate = os.path.join(directory, entry)
-        try:
-            if os.lstat(candidate).st_uid == os.getuid():
-                os.unlink(candidate)
-                removed.append(candidate)
-        except OSError:
-            pass
-    return removed
+        return int(pid) if prefix == name and pid.isdigit() else None
+
+    return remove_dead_writers_files(path, writer)
 
 
 def _write_header(handle: int, dtype: np.dtype, shape: tuple[int, int]) -> int:

@@ -11,6 +11,7 @@ import contextlib
 import math
 import numbers
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -106,8 +107,6 @@ def fit(
 def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, stream=None) -> float:
     """``network.prepare(batch_size)``, saying on stderr what is compiling when it takes longer
     than ``delay`` seconds (a first run on the Numba backend); returns the seconds it took."""
-    import threading
-
     stream = stream if stream is not None else sys.stderr
     names = "/".join(dict.fromkeys(network.activations + [network.output]))
     notice = threading.Timer(
@@ -219,11 +218,12 @@ def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, hyp
     columns = default_chunk_columns(network.architecture, network.dtype)
     full_batch = batch_size is None or (source.m is not None and batch_size >= source.m)
     plan = network.plan(None if full_batch else int(batch_size))
+    chunk_grads = network._gradient_buffers() if full_batch else None
 
     def run_epoch(epoch: int) -> tuple:
         if full_batch:
             grads = plan.gradient_buffers(network._params)
-            total, seen = accumulate_gradients(network, source, grads, network._gradient_buffers(), columns)
+            total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
             plan.update(network._params, grads, hyper)
             return total, seen
         order = None
