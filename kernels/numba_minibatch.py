@@ -7,7 +7,7 @@ the dispatches, and a parallel kernel per step spends it waking the thread pool.
 instead runs every step of an epoch, back to back on one thread: for each batch of X's columns,
 the forward pass, the loss, the backward pass and the update of the packed parameters ``theta``
 (layout of ``numba_network.pack_layout``). X and Y hold the epoch's examples in the order they are
-visited (the caller gathers a shuffled epoch once), so every batch is a slice.
+visited (the caller gathers a shuffled epoch chunk by chunk), so every batch is a slice.
 
 Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
 between them, a (units, batch) array of a few hundred thousand entries at most, costs less than

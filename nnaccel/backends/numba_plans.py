@@ -1,8 +1,8 @@
 """The Numba backend's mini-batch training plans (see ``plans`` for the interface).
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call,
-  ``numba_minibatch.sgd_epoch``, runs every step of an epoch over the epoch's examples gathered
-  once in their shuffled order; the parameters stay packed in one vector for the whole epoch.
+  ``numba_minibatch.sgd_epoch``, runs every step of a chunk of the epoch (16384 examples gathered
+  in their shuffled order, whole batches); the parameters stay packed in one vector throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
   waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
