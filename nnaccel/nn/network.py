@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import struct
 import zipfile
@@ -18,7 +19,7 @@ from ..optim import SGD
 from . import training
 from .architecture import Architecture
 from .initialization import initial_params
-from .validation import check_non_negative, check_representable, check_seed, check_X, check_Y, resolve_dtype
+from .validation import check_non_negative, check_positive, check_representable, check_seed, check_X, check_Y, resolve_dtype
 
 MODEL_FORMAT = "nnaccel-model"
 MODEL_FORMAT_VERSION = 1
@@ -144,7 +145,7 @@ class Network:
         use (tens of seconds on a new machine, then cached on disk); call this to pay that cost
         up front, outside a timed loop. A no-op on the NumPy backend."""
         if batch_size is not None:
-            training.check_hyperparameters(1, 1.0, batch_size, 0.0, 0.0)
+            check_positive(batch_size, "batch_size", numbers.Integral)
         self.plan(batch_size).warm_up(self._params)
 
     # ----- forward, loss, gradients ----------------------------------------------------------------
