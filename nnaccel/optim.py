@@ -37,14 +37,3 @@ class SGD:
             backend.update(W, dW, hyper.lr, hyper.l1, hyper.l2)  # W -= lr (dW + l1 sign(W) + l2 W)
             backend.update(b, db, hyper.lr, 0.0, 0.0)  # b -= lr db
 
-
-OPTIMIZERS = {"sgd": SGD}
-
-
-def resolve_optimizer(optimizer) -> SGD:
-    """An optimizer object from a name or an object (ValueError listing the valid names)."""
-    if isinstance(optimizer, SGD):
-        return optimizer
-    if isinstance(optimizer, str) and optimizer.strip().lower() in OPTIMIZERS:
-        return OPTIMIZERS[optimizer.strip().lower()]()
-    raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {', '.join(OPTIMIZERS)}")

@@ -19,6 +19,24 @@ def cli(*arguments) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def write_csv(path, header, rows):
+    """Write a CSV file at ``path`` (a pathlib.Path): the header, then one line per row; returns path."""
+    path.write_text(",".join(header) + "\n" + "".join(",".join(str(value) for value in row) + "\n" for row in rows))
+    return path
+
+
+def colour_points(count: int, radius: float, centre: float, noise: float, seed: int = 0):
+    """Three text classes (red, green, blue) around three centres on a circle: (points (2, count),
+    names (count,)), class i at angle 2 pi i / 3, offset by ``centre``, with normal ``noise``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    classes = np.arange(count) % 3
+    angles = 2 * np.pi * classes / 3
+    points = np.stack([np.cos(angles), np.sin(angles)]) * radius + centre + rng.normal(0, noise, (2, count))
+    return points, np.array(["red", "green", "blue"])[classes]
+
+
 def labels(output: str, k: int, m: int, rng):
     """Targets Y (k, m) float64 that suit the output layer: one-hot columns for softmax, 0/1 for
     sigmoid, standard normal for identity."""

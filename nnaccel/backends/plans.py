@@ -27,6 +27,8 @@ from ..nn.architecture import Architecture
 from ..optim import SGD, Hyperparameters
 
 Array = object  # a backend's array type
+# Step workspaces kept per plan: a training width, its last batch, and the evaluation chunks.
+CACHED_WIDTHS = 4
 
 
 @dataclass
@@ -144,9 +146,10 @@ class Plan:
         return self._grads
 
     def workspace(self, width: int):
-        """The step buffers for batches of ``width`` columns (the full batches and the last one)."""
+        """The step buffers for batches of ``width`` columns (full batches and the last one, or the
+        chunks of an evaluation), allocated once per width."""
         if width not in self._workspaces:
-            if len(self._workspaces) >= 2:
+            if len(self._workspaces) >= CACHED_WIDTHS:
                 self._workspaces.clear()
             self._workspaces[width] = self.backend.workspace(self.architecture, width, self.dtype)
         return self._workspaces[width]

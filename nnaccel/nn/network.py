@@ -26,7 +26,7 @@ MODEL_FORMAT_VERSION = 1
 # Prediction and loss evaluation run in column chunks of this many examples, so memory stays
 # bounded for any m.
 EVALUATION_CHUNK = 1 << 16
-_CACHED_WORKSPACES = 4
+_CACHED_PLANS = 4
 
 
 class Network:
@@ -64,7 +64,6 @@ class Network:
         self.dtype = resolve_dtype(dtype)
         self.backend = resolve(backend)
         self.seed = seed
-        self._workspaces: dict = {}
         self._plans: dict = {}
 
     # ----- description -----------------------------------------------------------------------------
@@ -121,12 +120,8 @@ class Network:
         return [(self.backend.empty(W.shape, self.dtype), self.backend.empty(b.shape, self.dtype)) for W, b in self._params]
 
     def _workspace(self, m: int):
-        """The step buffers for batch size m, allocated once (a few sizes are kept)."""
-        if m not in self._workspaces:
-            if len(self._workspaces) >= _CACHED_WORKSPACES:
-                self._workspaces.clear()
-            self._workspaces[m] = self.backend.workspace(self.architecture, m, self.dtype)
-        return self._workspaces[m]
+        """The step buffers for batch size m, the full-batch plan's (allocated once per size)."""
+        return self.plan(None).workspace(m)
 
     def plan(self, batch_size: int | None, optimizer=None):
         """The backend's training plan for mini-batches of ``batch_size`` examples (None: full
@@ -134,7 +129,7 @@ class Network:
         optimizer = optimizer if optimizer is not None else SGD()
         key = (batch_size, optimizer)
         if key not in self._plans:
-            if len(self._plans) >= _CACHED_WORKSPACES:
+            if len(self._plans) >= _CACHED_PLANS:
                 self._plans.clear()
             self._plans[key] = self.backend.plan(self.architecture, self.dtype, batch_size, optimizer)
         return self._plans[key]
