@@ -10,12 +10,7 @@ import pytest
 
 import nnaccel as nna
 from nnaccel.data.playground import expand_features
-from support import cli
-
-
-def write_csv(path, header, rows):
-    path.write_text(",".join(header) + "\n" + "".join(",".join(str(value) for value in row) + "\n" for row in rows))
-    return path
+from support import cli, write_csv
 
 
 def blobs(m, classes):

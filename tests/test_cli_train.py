@@ -9,7 +9,7 @@ import pytest
 
 import nnaccel as nna
 from nnaccel.data.playground import expand_features, make_dataset, train_test_split
-from support import cli
+from support import cli, write_csv
 
 
 def train(tmp_path, *arguments, name="model") -> tuple[dict, list, str, str]:
@@ -153,11 +153,6 @@ def test_plot_for_each_kind_of_data(tmp_path, dataset):
 
 
 # ----- user data ----------------------------------------------------------------------------------
-def write_csv(path, header, rows):
-    path.write_text(",".join(header) + "\n" + "".join(",".join(str(value) for value in row) + "\n" for row in rows))
-    return path
-
-
 def blobs(m=120, seed=0, classes=2):
     rng = np.random.default_rng(seed)
     labels = np.arange(m) % classes

@@ -10,21 +10,13 @@ import numpy as np
 import pytest
 
 import nnaccel as nna
-from support import cli
-
-
-def write_csv(path, header, rows):
-    path.write_text(",".join(header) + "\n" + "".join(",".join(str(value) for value in row) + "\n" for row in rows))
-    return path
+from support import cli, colour_points, write_csv
 
 
 @pytest.fixture
 def colour_model(tmp_path):
     """A CLI model of three text classes over columns u, v, standardised; and its training rows."""
-    rng = np.random.default_rng(0)
-    labels = np.arange(120) % 3
-    points = np.stack([np.cos(2 * np.pi * labels / 3), np.sin(2 * np.pi * labels / 3)]) * 20 + 50 + rng.normal(0, 5, (2, 120))
-    names = np.array(["red", "green", "blue"])[labels]
+    points, names = colour_points(120, radius=20, centre=50, noise=5)
     data = write_csv(tmp_path / "train.csv", ["u", "v", "colour"], zip(points[0], points[1], names))
     model = tmp_path / "m.npz"
     code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "5", "--epochs", "20", "--lr", "0.1",

@@ -11,7 +11,7 @@ import pytest
 
 import nnaccel as nna
 from nnaccel.nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS
-from support import cli
+from support import cli, colour_points, write_csv
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -19,11 +19,6 @@ ort = pytest.importorskip("onnxruntime")
 
 def session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def write_csv(path, header, rows):
-    path.write_text(",".join(header) + "\n" + "".join(",".join(str(value) for value in row) + "\n" for row in rows))
-    return path
 
 
 def cli_predictions(model, data):
@@ -83,10 +78,7 @@ def test_cli_export_of_playground_model_equals_nnaccel_predict(tmp_path):
 
 
 def test_cli_export_with_text_classes_and_scaling_equals_nnaccel_predict(tmp_path):
-    rng = np.random.default_rng(0)
-    labels = np.arange(150) % 3
-    points = np.stack([np.cos(2 * np.pi * labels / 3), np.sin(2 * np.pi * labels / 3)]) * 30 + 100 + rng.normal(0, 7, (2, 150))
-    names = np.array(["red", "green", "blue"])[labels]
+    points, names = colour_points(150, radius=30, centre=100, noise=7)
     data = write_csv(tmp_path / "train.csv", ["u", "v", "colour"], zip(points[0], points[1], names))
     model = tmp_path / "m.npz"
     code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "6", "--activation", "elu",
