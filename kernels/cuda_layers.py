@@ -26,7 +26,8 @@ THREADS = 256  # NNACCEL_THREADS in layers.cu
 # Grid-stride kernels use at most this many blocks along x, so the loss has at most this many
 # partial sums (one per block) and the final sum is one block's work.
 MAX_BLOCKS = 4096
-KERNEL_NAMES = ("bias_activation", "activation_backward", "output_loss_gradient", "output_activation", "update")
+KERNEL_NAMES = ("bias_activation", "activation_backward", "output_loss_gradient", "output_activation", "update",
+                "momentum_update", "adam_update")
 
 
 def definitions() -> dict[str, str]:
@@ -103,4 +104,25 @@ def update(W, dW, lr: float, l1: float, l2: float) -> None:
     scalar_type = W.dtype.type
     _kernel("update", W.dtype)(
         (_blocks(W.size),), (THREADS,), (W, dW, np.int64(W.size), scalar_type(lr), scalar_type(l1), scalar_type(l2))
+    )
+
+
+def momentum_update(W, dW, buffer, lr: float, momentum: float, nesterov: bool, l1: float, l2: float) -> None:
+    """In place, SGD with momentum: buffer = momentum buffer + g, W -= lr (g + momentum buffer) or
+    lr buffer, with g = dW + l2 W + l1 sign(W)."""
+    t = W.dtype.type
+    _kernel("momentum_update", W.dtype)(
+        (_blocks(W.size),), (THREADS,),
+        (W, dW, buffer, np.int64(W.size), t(lr), t(momentum), np.int32(bool(nesterov)), t(l1), t(l2)),
+    )
+
+
+def adam_update(W, dW, m, v, step_size: float, beta1: float, beta2: float, eps: float, bias2_sqrt: float,
+                decay: float, l1: float, l2: float) -> None:
+    """In place, one Adam/AdamW step on W, its first and second moments m and v (see
+    ``nnaccel.optim.Adam``)."""
+    t = W.dtype.type
+    _kernel("adam_update", W.dtype)(
+        (_blocks(W.size),), (THREADS,),
+        (W, dW, m, v, np.int64(W.size), t(step_size), t(beta1), t(beta2), t(eps), t(bias2_sqrt), t(decay), t(l1), t(l2)),
     )

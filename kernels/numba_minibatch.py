@@ -1,9 +1,9 @@
-"""Mini-batch SGD kernels: a whole epoch of a small network in one call, and the serial pieces of a
+"""Mini-batch training kernels: a whole epoch of a small network in one call, and the serial pieces of a
 wide network's step.
 
 Small networks (every layer a few dozen units wide). A mini-batch step of 2-6-6-1 at batch 32 is
 a few thousand multiply-adds; a Python loop dispatching ten kernels per step spends its time in
-the dispatches, and a parallel kernel per step spends it waking the thread pool. ``sgd_epoch``
+the dispatches, and a parallel kernel per step spends it waking the thread pool. ``train_epoch``
 instead runs every step of an epoch, back to back on one thread: for each batch of X's columns,
 the forward pass, the loss, the backward pass and the update of the packed parameters ``theta``
 (layout of ``numba_network.pack_layout``). X and Y hold the epoch's examples in the order they are
@@ -12,7 +12,8 @@ visited (the caller gathers a shuffled epoch chunk by chunk), so every batch is 
 Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
 between them, a (units, batch) array of a few hundred thousand entries at most, costs less than
 waking a second pool, so these kernels are serial: ``bias_activation``, ``output_loss_gradient``
-(with db_L), ``activation_backward`` (with db), and ``sgd_update`` of every layer in one call.
+(with db_L) and ``activation_backward`` (with db); the update of every layer is one call of
+``numba_optim.update_parameters``.
 
 Reproducibility: everything here is serial, so the results are the same for any thread count and
 from run to run. Precision and the float32 ``fast`` functions are those of ``numba_network``.
@@ -28,6 +29,7 @@ import math
 # the forward pass of a block, two rows of A = W H per pass (shared with the parallel fused pass)
 from .numba_network import _forward_block
 
+from .numba_optim import update_parameters
 from .numba_layers import (
     ELU,
     LEAKY_RELU,
@@ -228,39 +230,17 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
 
 
 @numba.njit(**OPTIONS)
-def sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets):
-    """In place, every layer in one pass: W -= lr (scale dW + l1 sign(W) + l2 W), b -= lr scale db.
-    theta and gradients share the layout of ``numba_network.pack_layout``; biases are not
-    regularised."""
-    for layer in range(sizes.size - 1):
-        first, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
-        if bias - first < 64:  # a few weights: index theta directly (a view's set-up costs more than they do)
-            if l1 == 0.0:
-                for index in range(first, bias):
-                    theta[index] = theta[index] - lr * (scale * gradients[index] + l2 * theta[index])
-            else:
-                for index in range(first, bias):
-                    w = theta[index]
-                    theta[index] = w - lr * (scale * gradients[index] + l1 * np.sign(w) + l2 * w)
-        else:  # loops from 0 over 1-D views, branch-free when l1 is 0: LLVM vectorises them
-            W, dW = theta[first:bias], gradients[first:bias]
-            if l1 == 0.0:
-                for j in range(W.size):
-                    W[j] = W[j] - lr * (scale * dW[j] + l2 * W[j])
-            else:
-                for j in range(W.size):
-                    W[j] = W[j] - lr * (scale * dW[j] + l1 * np.sign(W[j]) + l2 * W[j])
-        for index in range(bias, end):
-            theta[index] = theta[index] - lr * (scale * gradients[index])
-
-
-@numba.njit(**OPTIONS)
-def sgd_epoch(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, block, lr, l1, l2, gradients):
+def train_epoch(
+    X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, block, rule, settings, step, first,
+    second, gradients,
+):
     """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m) and
     Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient (a
-    batch is summed in blocks of ``block`` columns) updates theta before the next batch is read.
-    ``gradients`` (parameters,) float64 is scratch. Returns the summed loss over the epoch (each
-    batch's loss taken before its update)."""
+    batch is summed in blocks of ``block`` columns) updates theta before the next batch is read,
+    by the optimizer ``rule`` with its ``settings`` and state vectors ``first``, ``second`` (see
+    ``numba_optim.update_parameters``), the steps numbered on from ``step`` (the updates already
+    made). ``gradients`` (parameters,) float64 is scratch. Returns the summed loss over the epoch
+    (each batch's loss taken before its update)."""
     m = X.shape[1]
     depth = sizes.size - 1
     H = np.empty((row_offsets[depth], block), dtype=X.dtype)
@@ -277,7 +257,8 @@ def sgd_epoch(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, cod
                 total += example_gradients(
                     X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
                 )
-            sgd_update(theta, gradients, 1.0 / size, lr, l1, l2, sizes, weight_offsets, bias_offsets)
+            step += 1
+            update_parameters(theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets)
             continue
         for block_start in range(start, start + size, block):
             width = min(block, start + size - block_start)
@@ -285,7 +266,8 @@ def sgd_epoch(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, cod
                 X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH,
                 shift, normaliser, gradients,
             )
-        sgd_update(theta, gradients, 1.0 / size, lr, l1, l2, sizes, weight_offsets, bias_offsets)
+        step += 1
+        update_parameters(theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets)
     return total
 
 

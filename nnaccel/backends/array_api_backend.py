@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from . import array_updates
 from .base import Backend
 
 
@@ -155,3 +156,9 @@ class ArrayApiBackend(Backend):
         if l1:
             step = step + l1 * self.xp.sign(W)
         W -= lr * step
+
+    def momentum_update(self, W, dW, buffer, lr, momentum, nesterov, l1, l2):
+        array_updates.momentum_update(self.xp, W, dW, buffer, lr, momentum, nesterov, l1, l2)
+
+    def adam_update(self, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+        array_updates.adam_update(self.xp, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2)

@@ -107,6 +107,19 @@ class Backend:
         """In place: W -= lr * (dW + l1 * sign(W) + l2 * W)."""
         raise NotImplementedError
 
+    def momentum_update(self, W: Array, dW: Array, buffer: Array, lr: float, momentum: float, nesterov: bool,
+                        l1: float, l2: float) -> None:
+        """In place, SGD with momentum (``nnaccel.optim.SGD``): g = dW + l2 W + l1 sign(W);
+        buffer = momentum buffer + g; W -= lr (g + momentum buffer) if nesterov else lr buffer."""
+        raise NotImplementedError
+
+    def adam_update(self, W: Array, dW: Array, m: Array, v: Array, step_size: float, beta1: float, beta2: float,
+                    eps: float, bias2_sqrt: float, decay: float, l1: float, l2: float) -> None:
+        """In place, one Adam/AdamW step (``nnaccel.optim.Adam``): g = dW + l2 W + l1 sign(W) (W
+        before the decay); W *= decay; m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
+        W -= step_size m / (sqrt(v) / bias2_sqrt + eps)."""
+        raise NotImplementedError
+
     def indices(self, order) -> Array:
         """A host integer array (m,) of column indices, on the backend (one copy per epoch, so
         the mini-batch steps that slice it copy nothing to the device)."""

@@ -190,6 +190,12 @@ class CupyBackend(Backend):
     def update(self, W, dW, lr, l1, l2):
         self._layers.update(W, dW, lr, l1, l2)  # W -= lr (dW + l1 sign(W) + l2 W)
 
+    def momentum_update(self, W, dW, buffer, lr, momentum, nesterov, l1, l2):
+        self._layers.momentum_update(W, dW, buffer, lr, momentum, nesterov, l1, l2)  # buf = momentum buf + g
+
+    def adam_update(self, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+        self._layers.adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2)
+
     # ----- passes ------------------------------------------------------------------------------------
     def workspace(self, architecture, m, dtype):
         try:

@@ -27,6 +27,7 @@ from numba import parallel_chunksize  # noqa: E402
 from ..kernels import activations as scalar  # noqa: E402
 from ..kernels import numba_layers as layers  # noqa: E402
 from ..kernels import numba_network as network  # noqa: E402
+from ..kernels import numba_optim  # noqa: E402
 from ..nn.architecture import Architecture  # noqa: E402
 from .base import Workspace  # noqa: E402
 from .numpy_backend import NumpyBackend  # noqa: E402
@@ -91,6 +92,14 @@ class NumbaBackend(NumpyBackend):
 
     def update(self, W, dW, lr, l1, l2):
         layers.update(W, dW, float(lr), float(l1), float(l2))  # W -= lr (dW + l1 sign(W) + l2 W)
+
+    def momentum_update(self, W, dW, buffer, lr, momentum, nesterov, l1, l2):
+        numba_optim.momentum_update(W, dW, buffer, float(lr), float(momentum), bool(nesterov), float(l1), float(l2))
+
+    def adam_update(self, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+        numba_optim.adam_update(
+            W, dW, m, v, float(step_size), float(beta1), float(beta2), float(eps), float(bias2_sqrt), float(decay), float(l1), float(l2)
+        )
 
     # ----- buffers -----------------------------------------------------------------------------------
     def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:

@@ -1,7 +1,7 @@
 """The Numba backend's mini-batch training plans (see ``plans`` for the interface).
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call,
-  ``numba_minibatch.sgd_epoch``, runs every step of a chunk of the epoch (16384 examples gathered
+  ``numba_minibatch.train_epoch``, runs every step of a chunk of the epoch (16384 examples gathered
   in their shuffled order, whole batches); the parameters stay packed in one vector throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
@@ -22,8 +22,9 @@ import numpy as np
 from ..kernels import activations as scalar
 from ..kernels import numba_minibatch as kernels
 from ..kernels import numba_network as network
+from ..kernels import numba_optim
 from ..nn.architecture import Architecture
-from ..optim import SGD, Hyperparameters
+from ..optim import SGD, Adam, Hyperparameters, OptimizerState
 from .plans import Plan, TrainingData
 
 # From this many examples per batch a step runs the parallel fused pass: its launch (waking the
@@ -84,9 +85,20 @@ def unpack(views: list, params: list) -> None:
         b[...] = b_flat
 
 
-def _check_optimizer(optimizer) -> None:
-    if not isinstance(optimizer, SGD):
-        raise ValueError(f"the Numba plans run plain SGD; got {optimizer!r}")
+def update_rule(optimizer, hyper: Hyperparameters) -> tuple[int, np.ndarray]:
+    """(rule code, settings vector) of ``numba_optim.update_parameters`` for an optimizer of
+    ``nnaccel.optim`` at this epoch's ``hyper``."""
+    settings = np.zeros(len(numba_optim.SETTINGS))
+    settings[:3] = hyper.lr, hyper.l1, hyper.l2
+    if isinstance(optimizer, Adam):
+        settings[3:7] = optimizer.beta1, optimizer.beta2, optimizer.eps, optimizer.weight_decay
+        return numba_optim.RULE_ADAM, settings
+    if isinstance(optimizer, SGD) and optimizer.momentum:
+        settings[3:5] = optimizer.momentum, float(optimizer.nesterov)
+        return numba_optim.RULE_MOMENTUM, settings
+    if isinstance(optimizer, SGD):
+        return numba_optim.RULE_SGD, settings
+    raise ValueError(f"the Numba plans run the optimizers of nnaccel.optim; got {optimizer!r}")
 
 
 class _PackedPlan(Plan):
@@ -94,11 +106,23 @@ class _PackedPlan(Plan):
 
     def __init__(self, backend, architecture, dtype, batch_size, optimizer=None):
         super().__init__(backend, architecture, dtype, batch_size, optimizer)
-        _check_optimizer(self.optimizer)
+        update_rule(self.optimizer, Hyperparameters(0.0))  # refuses an optimizer the kernels do not run
         self.layout = PackedLayout.of(architecture)
         self.theta = np.empty(self.layout.count, dtype=self.dtype)
         self.theta_views = self.layout.views(self.theta)
         self.fast = self.dtype == np.float32  # the library-free float32 functions
+        self.first = self.second = np.zeros(1, dtype=self.dtype)  # the optimizer's state, laid out like theta
+
+    def reset_state(self, params) -> None:
+        """Fresh state vectors laid out like theta; the state's per-layer arrays are views of them,
+        so the generic steps (full batches) and the packed kernels update the same numbers."""
+        fresh = self.optimizer.initial_state(self.backend, params)
+        count = self.layout.count
+        self.first = np.zeros(count if fresh.first else 1, dtype=self.dtype)
+        self.second = np.zeros(count if fresh.second else 1, dtype=self.dtype)
+        self.state = OptimizerState(
+            0, self.layout.views(self.first) if fresh.first else [], self.layout.views(self.second) if fresh.second else []
+        )
 
     def packed_steps(self, batch: int) -> bool:
         """True when batches of ``batch`` examples run on this plan's serial kernels."""
@@ -107,6 +131,7 @@ class _PackedPlan(Plan):
     def epoch(self, params, data: TrainingData, order, hyper: Hyperparameters):
         if not self.gathers_batches(data.m) or not self.packed_steps(self.batch_size):
             return super().epoch(params, data, order, hyper)
+        self.optimizer_state(params)
         pack(params, self.theta_views)
         total = self.packed_epoch(data, order, hyper)
         unpack(self.theta_views, params)
@@ -115,6 +140,7 @@ class _PackedPlan(Plan):
     def run_batches(self, params, X, Y, hyper: Hyperparameters):
         if self.batch_size is None or not self.packed_steps(self.batch_size):
             return super().run_batches(params, X, Y, hyper)
+        self.optimizer_state(params)
         pack(params, self.theta_views)
         total = self.packed_batches(X, Y, hyper)
         unpack(self.theta_views, params)
@@ -128,7 +154,10 @@ class _PackedPlan(Plan):
         m = 2 if self.batch_size is None else min(2 * self.batch_size, PARALLEL_BATCH) + 1
         data = self.load(np.zeros((n, m), dtype=self.dtype), np.zeros((outputs, m), dtype=self.dtype))
         order = np.arange(m) if self.gathers_batches(m) else None
+        kept = self.state, self.first, self.second  # a run's optimizer state survives the warm-up
+        self.reset_state(copies)
         self.epoch(copies, data, order, Hyperparameters(0.0))
+        self.state, self.first, self.second = kept
         self.loss_sum(copies, data.X, data.Y)
         self.forward(copies, data.X)
 
@@ -168,7 +197,8 @@ class FusedEpochPlan(_PackedPlan):
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
-        total = kernels.sgd_epoch(
+        rule, settings = update_rule(self.optimizer, hyper)
+        total = kernels.train_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
@@ -176,11 +206,14 @@ class FusedEpochPlan(_PackedPlan):
             self.fast,
             int(self.batch_size),
             self.block,
-            float(hyper.lr),
-            float(hyper.l1),
-            float(hyper.l2),
+            rule,
+            settings,
+            self.state.step,
+            self.first,
+            self.second,
             self.gradients,
         )
+        self.state.step += -(-X.shape[1] // int(self.batch_size))  # one update per batch
         return np.float64(total)
 
     def loss_sum(self, params, X, Y):
@@ -245,6 +278,7 @@ class LayeredStepPlan(_PackedPlan):
     def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
         if order is None:
             return self.packed_batches(data.X, data.Y, hyper)
+        self.rule, self.settings = update_rule(self.optimizer, hyper)
         total = 0.0
         for start in range(0, data.m, self.batch_size):
             batch = order[start : start + self.batch_size]
@@ -255,6 +289,7 @@ class LayeredStepPlan(_PackedPlan):
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
+        self.rule, self.settings = update_rule(self.optimizer, hyper)
         total = 0.0
         for start in range(0, X.shape[1], self.batch_size):
             X_batch = X[:, start : start + self.batch_size]
@@ -264,7 +299,8 @@ class LayeredStepPlan(_PackedPlan):
         return np.float64(total)
 
     def _step(self, X, buffers: StepBuffers, hyper: Hyperparameters) -> float:
-        """One step on X (n, width) and ``buffers.Y``; returns the batch's summed loss."""
+        """One step on X (n, width) and ``buffers.Y`` (the update by ``self.rule`` and
+        ``self.settings``, set for the epoch); returns the batch's summed loss."""
         params, grads, layout = self.theta_views, self.gradient_views, self.layout
         H = [X]
         for index, (W, b) in enumerate(params[:-1]):
@@ -288,10 +324,10 @@ class LayeredStepPlan(_PackedPlan):
             _, db = grads[index - 1]
             kernels.activation_backward(dH, H[index], self.hidden_codes[index - 1], db)  # dA = dH * act'; db = sum(dA)
             dA = H[index]
-        width = X.shape[1]
-        kernels.sgd_update(
-            self.theta, self.flat_gradients, 1.0 / width, float(hyper.lr), float(hyper.l1), float(hyper.l2),
-            layout.sizes, layout.weight_offsets, layout.bias_offsets,
+        self.state.step += 1
+        numba_optim.update_parameters(
+            self.theta, self.flat_gradients, 1.0 / X.shape[1], self.first, self.second, self.rule, self.settings,
+            self.state.step, layout.sizes, layout.weight_offsets, layout.bias_offsets,
         )
         return loss
 

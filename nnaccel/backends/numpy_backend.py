@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from . import array_updates
 from .base import Backend
 
 # Columns per chunk of the output layer's loss (bounds its temporaries; a chunk fits in cache).
@@ -89,6 +90,12 @@ class NumpyBackend(Backend):
         if l1:
             dW += l1 * np.sign(W)  # d/dW of l1 |W|
         W -= lr * dW
+
+    def momentum_update(self, W, dW, buffer, lr, momentum, nesterov, l1, l2):
+        array_updates.momentum_update(np, W, dW, buffer, lr, momentum, nesterov, l1, l2)
+
+    def adam_update(self, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+        array_updates.adam_update(np, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2)
 
 
 def _output_loss_gradient_chunk(A: np.ndarray, b: np.ndarray, Y: np.ndarray, output: str):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.architecture import Architecture
-from ..optim import SGD, Hyperparameters
+from ..optim import Hyperparameters, OptimizerState, resolve_optimizer
 
 Array = object  # a backend's array type
 # Step workspaces kept per plan: a training width, its last batch, and the evaluation chunks.
@@ -63,8 +63,8 @@ class Plan:
         self.architecture = architecture
         self.dtype = np.dtype(dtype)
         self.batch_size = batch_size  # None: full batch
-        self.optimizer = optimizer if optimizer is not None else SGD()
-        self.state: tuple | None = None  # the optimizer's arrays, made at the first step
+        self.optimizer = resolve_optimizer(optimizer)
+        self.state: OptimizerState | None = None  # the optimizer's arrays, made at the first step
         self._grads: list | None = None
         self._workspaces: dict = {}
         self._batches: dict[int, BatchBuffers] = {}
@@ -119,9 +119,62 @@ class Plan:
 
     def update(self, params: list, grads: list, hyper: Hyperparameters) -> None:
         """The optimizer's update from the mean-loss gradients ``grads``, shaped like ``params``."""
+        self.optimizer.update(self.backend, params, grads, self.optimizer_state(params), hyper)
+
+    # ----- the optimizer's state -------------------------------------------------------------------
+    def optimizer_state(self, params: list) -> OptimizerState:
+        """The optimizer's state on the backend, made (zeros, step 0) at the first use."""
         if self.state is None:
-            self.state = self.optimizer.initial_state(self.backend, params)
-        self.optimizer.update(self.backend, params, grads, self.state, hyper)
+            self.reset_state(params)
+        return self.state
+
+    def reset_state(self, params: list) -> None:
+        """A fresh optimizer state (a new run: no momentum, no moments, step 0)."""
+        self.state = self.optimizer.initial_state(self.backend, params)
+
+    def snapshot_state(self) -> OptimizerState | None:
+        """A backend copy of the optimizer's state (None before the first use), for ``restore_state``."""
+        if self.state is None:
+            return None
+        copy = self.backend.copy
+        arrays = [[(copy(W), copy(b)) for W, b in part] for part in (self.state.first, self.state.second)]
+        return OptimizerState(self.state.step, *arrays)
+
+    def restore_state(self, snapshot: OptimizerState | None) -> None:
+        """Back to ``snapshot`` (from ``snapshot_state``), in place: the state's arrays stay the
+        plan's own (the Numba plans' are views of their packed vectors)."""
+        if snapshot is None or self.state is None:
+            return
+        for part, saved in ((self.state.first, snapshot.first), (self.state.second, snapshot.second)):
+            for (W, b), (W_saved, b_saved) in zip(part, saved):
+                W[...] = W_saved
+                b[...] = b_saved
+        self.state.step = snapshot.step
+
+    def state_to_host(self, params: list) -> OptimizerState:
+        """The optimizer's state with NumPy copies of its arrays (for a checkpoint)."""
+        state, backend = self.optimizer_state(params), self.backend
+        host = [[(backend.to_numpy(W).copy(), backend.to_numpy(b).copy()) for W, b in arrays] for arrays in (state.first, state.second)]
+        return OptimizerState(state.step, *host)
+
+    def load_state(self, params: list, host: OptimizerState) -> None:
+        """Continue from ``host`` (what ``state_to_host`` returned, maybe read from a file): its
+        step count and arrays, checked against this optimizer's."""
+        self.reset_state(params)
+        state = self.state
+        for name in ("first", "second"):
+            target, source = getattr(state, name), getattr(host, name)
+            if len(target) != len(source):
+                raise ValueError(
+                    f"the saved optimizer state does not fit {self.optimizer!r} on this network "
+                    f"({len(source)} layers of {name} moments, expected {len(target)})"
+                )
+            for (W, b), (W_saved, b_saved) in zip(target, source):
+                if tuple(W.shape) != tuple(np.shape(W_saved)) or tuple(b.shape) != tuple(np.shape(b_saved)):
+                    raise ValueError("the saved optimizer state has arrays of other shapes than this network's parameters")
+                W[...] = self.backend.asarray(np.asarray(W_saved), self.dtype)
+                b[...] = self.backend.asarray(np.asarray(b_saved), self.dtype)
+        state.step = int(host.step)
 
     def warm_up(self, params: list) -> None:
         """Compile whatever the plan's steps and evaluations run, on a few examples of zeros,

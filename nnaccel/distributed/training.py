@@ -20,7 +20,7 @@ import numpy as np
 
 from ..backends import check_name
 from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
-from ..nn.training import check_hyperparameters, run_epochs
+from ..nn.training import RunSettings, TrainingState, check_hyperparameters, check_run, run_epochs
 from ..optim import Hyperparameters
 from ..nn.validation import check_X, check_Y
 from . import worker
@@ -54,8 +54,12 @@ def fit(
     workers: int | None = None,
     seed: int = 0,
     shuffle: bool = True,
+    optimizer="sgd",
+    lr_schedule=None,
+    early_stopping=None,
     start_epoch: int = 0,
     history: dict | None = None,
+    state: TrainingState | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train ``network`` in place by full-batch gradient descent on a Dask cluster; returns the
@@ -72,6 +76,7 @@ def fit(
     to ``Network.fit`` runs here unchanged; full-batch steps do not shuffle.
     """
     check_hyperparameters(epochs, lr, batch_size, l1, l2)
+    optimizer, schedule, stopping = check_run(optimizer, lr_schedule, early_stopping, validation)
     worker_backend = check_name(worker_backend)
     architecture = network.architecture
     data = _checked_data(X, Y, architecture, "training")
@@ -97,15 +102,18 @@ def fit(
             evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend)
             persisted.callback(evaluator.release)
             measure_validation = evaluator.mean_loss
+        plan = network.plan(None, optimizer)
+        settings = RunSettings(Hyperparameters(lr, l1, l2), plan, schedule, stopping, trainer.m)
         return run_epochs(
             network,
-            lambda epoch: trainer.step(lr, l1, l2),
+            lambda epoch, hyper: trainer.step(plan, hyper),
             measure_validation,
+            settings,
             epochs=epochs,
-            lr=lr,
             progress=progress,
             start_epoch=start_epoch,
             history=history,
+            state=state,
             on_epoch_end=on_epoch_end,
         )
 
@@ -198,12 +206,12 @@ class DataParallel:
         ]
         return self._compute(tree_sum(parts, worker.add))
 
-    def step(self, lr: float, l1: float, l2: float) -> tuple:
-        """One gradient-descent step: (summed loss before the update, m)."""
+    def step(self, plan, hyper: Hyperparameters) -> tuple:
+        """One full-batch step, the update by ``plan``'s optimizer: (summed loss before it, m)."""
         loss, grads = self.gradients()
         backend = self.network.backend
         grads = [(backend.asarray(dW, self.dtype), backend.asarray(db, self.dtype)) for dW, db in grads]
-        self.network.plan(None).update(self.network._params, grads, Hyperparameters(lr, l1, l2))
+        plan.update(self.network._params, grads, hyper)
         return np.float64(loss), self.m
 
     def mean_loss(self) -> float:

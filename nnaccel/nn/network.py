@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend, resolve
 from ..data.sources import as_source, check_source
 from ..io import atomic_write
-from ..optim import SGD
+from ..optim import resolve_optimizer
 from . import training
 from .architecture import Architecture
 from .initialization import initial_params
@@ -125,8 +125,9 @@ class Network:
 
     def plan(self, batch_size: int | None, optimizer=None):
         """The backend's training plan for mini-batches of ``batch_size`` examples (None: full
-        batch), kept while the settings stay the same (it owns the step buffers)."""
-        optimizer = optimizer if optimizer is not None else SGD()
+        batch) and ``optimizer`` (a name or an object of ``nnaccel.optim``; None: plain SGD), kept
+        while the settings stay the same (it owns the step buffers and the optimizer's state)."""
+        optimizer = resolve_optimizer(optimizer)
         key = (batch_size, optimizer)
         if key not in self._plans:
             if len(self._plans) >= _CACHED_PLANS:
@@ -229,28 +230,40 @@ class Network:
         shuffle: bool = True,
         seed: int = 0,
         progress: bool = False,
+        optimizer="sgd",
+        lr_schedule=None,
+        early_stopping=None,
         start_epoch: int = 0,
         history: dict | None = None,
+        state=None,
         on_epoch_end=None,
     ) -> dict:
-        """Gradient descent on X (n, m), Y (outputs, m); returns {"loss": [...], "val_loss": [...]}.
+        """Train on X (n, m), Y (outputs, m); returns {"loss": [...], "val_loss": [...], "lr": [...]}.
 
         ``batch_size=None`` is full-batch; otherwise each epoch visits the columns in a seeded
-        shuffled order. The update is W -= lr * (dW + l1 sign(W) + l2 W) (biases are not
-        regularised). ``loss`` holds each epoch's mean data loss (mean over its batches, each taken
-        before its update); ``val_loss`` the loss on ``validation=(Xv, Yv)`` after each epoch.
-        Raises ``TrainingDiverged`` (keeping the last finite parameters) if the loss becomes NaN or
-        infinite.
+        shuffled order. ``optimizer``: ``sgd`` (the lecture's W -= lr (dW + l1 sign(W) + l2 W)),
+        ``momentum``, ``nesterov``, ``adam``, ``adamw`` or an object of ``nnaccel.optim`` (each
+        update PyTorch's; biases are never regularised). ``lr_schedule``: None (constant), a name
+        (``"cosine"``, ``"step:30,0.1"``, ``"plateau"``, ...) or a schedule of ``nnaccel.optim``.
+        ``early_stopping=N``: stop after N epochs without a lower validation loss and end with the
+        parameters of the best epoch (the history records ``best_epoch`` and ``last_epoch``).
+
+        ``loss`` holds each epoch's mean data loss (mean over its batches, each taken before its
+        update); ``val_loss`` the loss on ``validation=(Xv, Yv)`` after each epoch; ``lr`` each
+        epoch's learning rate. Raises ``TrainingDiverged`` (keeping the last finite parameters) if
+        the loss becomes NaN or infinite.
 
         Data larger than memory is read chunk by chunk along m: pass two ``.npy`` (or ``.zarr``)
         paths, arrays from ``np.load(path, mmap_mode="r")``, zarr or Dask arrays, a
         ``nnaccel.data`` source (Y None), or an iterable of (X_chunk, Y_chunk) pairs (Y None; a
         function returning a fresh one for several epochs). ``validation`` takes the same forms.
 
-        Checkpointing: ``on_epoch_end(epoch, history)`` is called after each epoch; Ctrl-C raises
-        ``TrainingInterrupted`` (its ``epoch`` and ``history``) with the network back at that
-        epoch's start; ``fit(..., start_epoch=e, history=h)`` resumes, and since epoch e's batches
-        depend only on (seed, e), ends with the parameters of an uninterrupted run.
+        Checkpointing: ``on_epoch_end(epoch, history)`` is called after each epoch (``epoch``
+        counts from 0); Ctrl-C raises ``TrainingInterrupted`` (its ``epoch`` and ``history``) with
+        the network back at that epoch's start. Pass ``state=nnaccel.nn.training.TrainingState()``
+        to keep the optimizer's and schedule's numbers where ``on_epoch_end`` can save them;
+        ``fit(..., start_epoch=e, history=h, state=s)`` resumes, and since epoch e's batches depend
+        only on (seed, e), ends with the parameters of an uninterrupted run.
         """
         # what training.fit would only meet deep inside (or report as divergence), refused here
         check_seed(seed)
@@ -276,8 +289,12 @@ class Network:
             shuffle=shuffle,
             seed=seed,
             progress=progress,
+            optimizer=optimizer,
+            lr_schedule=lr_schedule,
+            early_stopping=early_stopping,
             start_epoch=start_epoch,
             history=history,
+            state=state,
             on_epoch_end=on_epoch_end,
         )
 

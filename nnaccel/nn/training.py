@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 import numbers
 import sys
 import threading
@@ -29,8 +30,54 @@ from ..data.sources import (
     prefetch,
 )
 from ..errors import TrainingDiverged, TrainingInterrupted
-from ..optim import Hyperparameters
+from ..optim import (
+    EarlyStopping,
+    Hyperparameters,
+    OptimizerState,
+    Schedule,
+    ScheduleState,
+    StoppingState,
+    resolve_early_stopping,
+    resolve_optimizer,
+    resolve_schedule,
+)
 from .validation import check_non_negative, check_positive, check_X, check_Y
+
+
+@dataclass
+class TrainingState:
+    """What a run carries from epoch to epoch besides the parameters and the history: the
+    optimizer's state, the schedule's and early stopping's (each None when unused). A caller that
+    checkpoints passes one to ``fit`` and saves it from ``on_epoch_end``; passing a saved one back
+    (with ``start_epoch`` and ``history``) resumes exactly.
+
+    ``optimizer`` is a host copy, read from the plan by ``capture_optimizer`` (and, when given to
+    ``fit``, loaded into the plan at the start).
+    """
+
+    optimizer: OptimizerState | None = None
+    schedule: ScheduleState | None = None
+    stopping: StoppingState | None = None
+    _read_optimizer: Callable[[], OptimizerState] | None = field(default=None, repr=False, compare=False)
+
+    def capture_optimizer(self) -> OptimizerState | None:
+        """The optimizer's state now, as NumPy arrays (also kept in ``optimizer``)."""
+        if self._read_optimizer is not None:
+            self.optimizer = self._read_optimizer()
+        return self.optimizer
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How ``run_epochs`` moves from epoch to epoch: the base hyperparameters, the optimizer's
+    plan, the schedule (None: constant rate), early stopping (None: run every epoch) and the
+    training examples per epoch (0 when not known before the first epoch)."""
+
+    hyper: Hyperparameters
+    plan: object
+    schedule: Schedule | None = None
+    stopping: EarlyStopping | None = None
+    examples: int = 0
 
 
 def epoch_order(seed: int, epoch: int, m: int) -> np.ndarray:
@@ -50,6 +97,19 @@ def check_hyperparameters(epochs, lr, batch_size, l1, l2) -> None:
     check_non_negative(l2, "l2")
 
 
+def check_run(optimizer, lr_schedule, early_stopping, validation) -> tuple:
+    """(optimizer, schedule or None, early stopping or None) from ``fit``'s arguments, each checked
+    before any work; early stopping on the validation loss needs ``validation``."""
+    optimizer = resolve_optimizer(optimizer)
+    schedule = resolve_schedule(lr_schedule)
+    stopping = resolve_early_stopping(early_stopping)
+    if stopping is not None and stopping.needs_validation and validation is None:
+        raise ValueError(
+            "early_stopping watches the validation loss: pass validation=(X_validation, Y_validation) too"
+        )
+    return optimizer, schedule, stopping
+
+
 def fit(
     network,
     X,
@@ -64,16 +124,22 @@ def fit(
     shuffle: bool = True,
     seed: int = 0,
     progress: bool = False,
+    optimizer="sgd",
+    lr_schedule=None,
+    early_stopping=None,
     start_epoch: int = 0,
     history: dict | None = None,
+    state: TrainingState | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train ``network`` in place; see ``Network.fit``. Returns the history dict.
 
-    ``start_epoch``, ``history`` and ``on_epoch_end(epoch, history)`` let a caller checkpoint and
-    resume: epoch e's batches depend only on (seed, e).
+    ``start_epoch``, ``history``, ``state`` and ``on_epoch_end(epoch, history)`` let a caller
+    checkpoint and resume: epoch e's batches depend only on (seed, e), and ``state`` carries the
+    optimizer's, the schedule's and early stopping's numbers.
     """
     check_hyperparameters(epochs, lr, batch_size, l1, l2)
+    optimizer, schedule, stopping = check_run(optimizer, lr_schedule, early_stopping, validation)
     architecture = network.architecture
     passes = max(epochs - start_epoch, 1)
     source = as_source(X, Y)  # None for in-memory arrays; else read chunk by chunk along m
@@ -85,21 +151,24 @@ def fit(
     if validation is not None:
         validation = _checked_validation(validation, architecture, passes)
 
-    hyper = Hyperparameters(lr, l1, l2)
     if source is None:
-        run_epoch = _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, hyper)
+        plan, run_epoch = _in_memory_epochs(network, optimizer, X, Y, batch_size, shuffle, seed)
+        examples = X.shape[1]
     else:
-        run_epoch = _streamed_epochs(network, source, batch_size, shuffle, seed, hyper)
+        plan, run_epoch = _streamed_epochs(network, optimizer, source, batch_size, shuffle, seed)
+        examples = source.m or 0
     measure_validation = _validation_measure(network, validation) if validation is not None else None
+    settings = RunSettings(Hyperparameters(lr, l1, l2), plan, schedule, stopping, examples)
     return run_epochs(
         network,
         run_epoch,
         measure_validation,
+        settings,
         epochs=epochs,
-        lr=lr,
         progress=progress,
         start_epoch=start_epoch,
         history=history,
+        state=state,
         on_epoch_end=on_epoch_end,
     )
 
@@ -124,57 +193,70 @@ def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, str
 
 def run_epochs(
     network,
-    run_epoch: Callable[[int], tuple],
+    run_epoch: Callable[[int, Hyperparameters], tuple],
     measure_validation: Callable[[], float] | None,
+    settings: RunSettings,
     *,
     epochs: int,
-    lr: float,
     progress: bool = False,
     start_epoch: int = 0,
     history: dict | None = None,
+    state: TrainingState | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
-    """The epoch loop every data path shares (in memory, streamed, Dask): snapshot, divergence
-    guard, clean interruption, history, progress, callback.
+    """The epoch loop every data path shares (in memory, streamed, Dask): the schedule's rate,
+    snapshot, divergence guard, clean interruption, history, early stopping, progress, callback.
 
-    ``run_epoch(epoch) -> (summed loss as a backend scalar, m)`` trains one epoch in place;
-    ``measure_validation() -> float`` is the validation loss after it (None: no validation).
+    ``run_epoch(epoch, hyper) -> (summed loss as a backend scalar, m)`` trains one epoch in place
+    with the epoch's hyperparameters; ``measure_validation() -> float`` is the validation loss
+    after it (None: no validation). ``state`` (see ``TrainingState``) is continued when it holds a
+    saved run's numbers, else filled in. The history gains ``lr`` (each epoch's rate) and, with
+    early stopping, ``best_epoch`` and ``last_epoch`` (counted from 1).
     """
-    backend = network.backend
-    params = network._params
+    backend, plan, schedule, stopping = network.backend, settings.plan, settings.schedule, settings.stopping
     history = history if history is not None else {"loss": []}
     if measure_validation is not None:
         history.setdefault("val_loss", [])
+    history.setdefault("lr", [])
+    state = state if state is not None else TrainingState()
+    _start_state(network, state, settings, epochs)
 
     started = time.perf_counter()
+    stop = False
     for epoch in range(start_epoch, epochs):
+        params = network._params
+        hyper = settings.hyper if schedule is None else Hyperparameters(state.schedule.lr, settings.hyper.l1, settings.hyper.l2)
         snapshot = [(backend.copy(W), backend.copy(b)) for W, b in params]
+        optimizer_snapshot = plan.snapshot_state()
         try:
-            total, m = run_epoch(epoch)
+            total, m = run_epoch(epoch, hyper)
             loss = backend.to_float(total) / m
         except KeyboardInterrupt:
-            network._params = params = snapshot  # back to the epoch's start: a clean point to resume from
+            _restore(network, plan, snapshot, optimizer_snapshot)  # back to the epoch's start: a clean point to resume from
             raise TrainingInterrupted(epoch, history) from None
         except Exception:  # bad data found mid-epoch (a streamed chunk), a read error: keep the epoch's start
-            network._params = params = snapshot
+            _restore(network, plan, snapshot, optimizer_snapshot)
             raise
+        params = network._params
         if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in params):
-            network._params = snapshot
+            _restore(network, plan, snapshot, optimizer_snapshot)
             raise TrainingDiverged(
                 epoch,
                 f"training diverged at epoch {epoch + 1}: "
                 + (f"the loss became {loss}; " if not math.isfinite(loss) else "the parameters became NaN or infinite; ")
                 + "the network keeps its parameters from before that epoch. Try a smaller learning rate "
-                f"than lr={lr:g}",
+                f"than lr={hyper.lr:g}",
             )
         try:
             validation_loss = measure_validation() if measure_validation is not None else None
         except KeyboardInterrupt:
-            network._params = params = snapshot  # the epoch is not recorded yet: resume it from its start
+            _restore(network, plan, snapshot, optimizer_snapshot)  # the epoch is not recorded yet: resume it from its start
             raise TrainingInterrupted(epoch, history) from None
         history["loss"].append(loss)
         if validation_loss is not None:
             history["val_loss"].append(validation_loss)
+        history["lr"].append(hyper.lr)
+        stop = _after_epoch(network, state, settings, epoch, m, history)
         try:
             if progress:
                 _print_progress(epoch, epochs, history, time.perf_counter() - started)
@@ -182,34 +264,75 @@ def run_epochs(
                 on_epoch_end(epoch, history)
         except KeyboardInterrupt:
             raise TrainingInterrupted(epoch + 1, history) from None  # the epoch is complete and recorded
+        if stop:
+            break
+    if stopping is not None and stopping.restore_best and state.stopping.best_params:
+        network._params = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping.best_params]
     if progress:
         print(file=sys.stderr)
     return history
 
 
+def _start_state(network, state: TrainingState, settings: RunSettings, epochs: int) -> None:
+    """Load a saved state into the plan, or start fresh ones; bind the state to the plan."""
+    plan, params = settings.plan, network._params
+    if state.optimizer is not None:
+        plan.load_state(params, state.optimizer)
+    else:
+        plan.reset_state(params)
+    state._read_optimizer = lambda: plan.state_to_host(network._params)
+    if settings.schedule is not None and state.schedule is None:
+        state.schedule = settings.schedule.start(settings.hyper.lr, epochs, settings.examples)
+    if settings.stopping is not None and state.stopping is None:
+        state.stopping = StoppingState()
+
+
+def _after_epoch(network, state: TrainingState, settings: RunSettings, epoch: int, m: int, history: dict) -> bool:
+    """The schedule's next rate and early stopping's verdict after ``epoch``; True: stop here."""
+    stop = False
+    if settings.schedule is not None:
+        state.schedule.examples = state.schedule.examples or m
+        monitored = history["val_loss"][-1] if history.get("val_loss") else history["loss"][-1]
+        settings.schedule.after_epoch(state.schedule, epoch, monitored)
+        stop = state.schedule.finished
+    if settings.stopping is not None:
+        backend = network.backend
+        value = settings.stopping.value(network, history)
+        copies = lambda: [(backend.copy(W), backend.copy(b)) for W, b in network._params]  # noqa: E731
+        stop = settings.stopping.after_epoch(state.stopping, epoch + 1, value, copies) or stop
+        history["best_epoch"] = state.stopping.best_epoch
+        history["last_epoch"] = epoch + 1
+    return stop
+
+
+def _restore(network, plan, params: list, optimizer_state) -> None:
+    network._params = params
+    plan.restore_state(optimizer_state)
+
+
 def full_batch_step(network, X, Y, lr: float, l1: float = 0.0, l2: float = 0.0):
     """One step of gradient descent on backend arrays X (n, m), Y (outputs, m): forward, backward,
     update, through the network's full-batch plan. Returns the summed loss as a backend scalar
-    (nothing is read back to the host)."""
+    (nothing is read back to the host). Plain gradient descent: no optimizer state."""
     return network.plan(None).step(network._params, X, Y, Hyperparameters(lr, l1, l2))
 
 
-def _in_memory_epochs(network, X, Y, batch_size, shuffle, seed, hyper: Hyperparameters) -> Callable[[int], tuple]:
-    """``run_epoch(epoch) -> (summed loss, m)`` on checked host arrays X (n, m), Y (outputs, m),
-    moved to the backend once, in the layout the network's plan reads batches from."""
+def _in_memory_epochs(network, optimizer, X, Y, batch_size, shuffle, seed) -> tuple:
+    """(plan, ``run_epoch(epoch, hyper) -> (summed loss, m)``) on checked host arrays X (n, m),
+    Y (outputs, m), moved to the backend once, in the layout the network's plan reads batches from."""
     m = X.shape[1]
-    plan = network.plan(None if batch_size is None or batch_size >= m else int(batch_size))
+    plan = network.plan(None if batch_size is None or batch_size >= m else int(batch_size), optimizer)
     data = plan.load(X, Y)
 
-    def run_epoch(epoch: int) -> tuple:
+    def run_epoch(epoch: int, hyper: Hyperparameters) -> tuple:
         order = epoch_order(seed, epoch, m) if shuffle and plan.gathers_batches(m) else None
         return plan.epoch(network._params, data, order, hyper), m
 
-    return run_epoch
+    return plan, run_epoch
 
 
-def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, hyper: Hyperparameters) -> Callable[[int], tuple]:
-    """``run_epoch(epoch) -> (summed loss, m)`` reading ``source`` chunk by chunk.
+def _streamed_epochs(network, optimizer, source: DataSource, batch_size, shuffle, seed) -> tuple:
+    """(plan, ``run_epoch(epoch, hyper) -> (summed loss, m)``) reading ``source`` chunk by chunk.
 
     Full batch: each chunk's gradient, scaled by 1/m, is added up over the chunks, then one update;
     this equals the in-memory step. Mini-batch: chunks in a seeded order, columns shuffled within
@@ -217,10 +340,10 @@ def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, hyp
     """
     columns = default_chunk_columns(network.architecture, network.dtype)
     full_batch = batch_size is None or (source.m is not None and batch_size >= source.m)
-    plan = network.plan(None if full_batch else int(batch_size))
+    plan = network.plan(None if full_batch else int(batch_size), optimizer)
     chunk_grads = network._gradient_buffers() if full_batch else None
 
-    def run_epoch(epoch: int) -> tuple:
+    def run_epoch(epoch: int, hyper: Hyperparameters) -> tuple:
         if full_batch:
             grads = plan.gradient_buffers(network._params)
             total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
@@ -233,7 +356,7 @@ def _streamed_epochs(network, source: DataSource, batch_size, shuffle, seed, hyp
         blocks = batch_blocks(chunks, int(batch_size), seed=seed, epoch=epoch, shuffle=shuffle)
         return _streamed_mini_batch_epoch(network, plan, blocks, hyper)
 
-    return run_epoch
+    return plan, run_epoch
 
 
 def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: list, columns: int | None = None) -> tuple:

@@ -1,0 +1,147 @@
+"""The optimizers' updates as serial Numba kernels (formulas: ``nnaccel.optim``, PyTorch's).
+
+Two shapes of the same arithmetic:
+
+* per array (``momentum_update``, ``adam_update``): one parameter array, its gradient and its
+  state arrays, for the Numba backend's layer-by-layer steps;
+* packed (``update_parameters``): every layer in one call, on the flat parameter vector theta of
+  ``numba_network.pack_layout`` with its gradient and state vectors laid out alike, weights
+  penalised and decayed, biases not. The mini-batch epoch kernel calls it after each batch.
+
+Each entry is updated by the ``*_entry`` functions below, so both shapes round alike. The rule
+and its coefficients reach the packed kernels as a code and a float64 ``settings`` vector
+(``SETTINGS`` names its entries).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .numba_layers import OPTIONS
+
+# update rules
+RULE_SGD, RULE_MOMENTUM, RULE_ADAM = 0, 1, 2
+# the entries of ``settings``: lr, l1, l2, then the rule's own (momentum, nesterov) or
+# (beta1, beta2, eps, weight_decay)
+SETTINGS = ("lr", "l1", "l2", "momentum_or_beta1", "nesterov_or_beta2", "eps", "weight_decay")
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _penalised(w, g, l1, l2):
+    """g + l2 w + l1 sign(w)."""
+    return g + l2 * w + l1 * np.sign(w)
+
+
+@numba.njit(inline="always", **OPTIONS)
+def momentum_entry(w, g, buffer, lr, momentum, nesterov):
+    """(new w, new buffer): buffer = momentum buffer + g; w -= lr (g + momentum buffer) with
+    Nesterov, else lr buffer."""
+    velocity = momentum * buffer + g
+    if nesterov:
+        return w - lr * (g + momentum * velocity), velocity
+    return w - lr * velocity, velocity
+
+
+@numba.njit(inline="always", **OPTIONS)
+def adam_entry(w, g, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay):
+    """(new w, new m, new v): m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
+    w = w decay - step_size m / (sqrt(v) / bias2_sqrt + eps)."""
+    m = m + (1 - beta1) * (g - m)
+    v = beta2 * v + (1 - beta2) * g * g
+    return w * decay - step_size * (m / (math.sqrt(v) / bias2_sqrt + eps)), m, v
+
+
+@numba.njit(**OPTIONS)
+def momentum_update(W, dW, buffer, lr, momentum, nesterov, l1, l2):
+    """In place on one array: W, dW, buffer share a shape."""
+    flat_W, flat_dW, flat_buffer = W.reshape(-1), dW.reshape(-1), buffer.reshape(-1)
+    for index in range(flat_W.size):
+        w = flat_W[index]
+        flat_W[index], flat_buffer[index] = momentum_entry(
+            w, _penalised(w, flat_dW[index], l1, l2), flat_buffer[index], lr, momentum, nesterov
+        )
+
+
+@numba.njit(**OPTIONS)
+def adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+    """In place on one array: W, dW, m, v share a shape."""
+    flat_W, flat_dW, flat_m, flat_v = W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1)
+    for index in range(flat_W.size):
+        w = flat_W[index]
+        flat_W[index], flat_m[index], flat_v[index] = adam_entry(
+            w, _penalised(w, flat_dW[index], l1, l2), flat_m[index], flat_v[index], step_size, beta1, beta2, eps,
+            bias2_sqrt, decay,
+        )
+
+
+@numba.njit(**OPTIONS)
+def sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets):
+    """In place, every layer in one pass: W -= lr (scale dW + l1 sign(W) + l2 W), b -= lr scale db.
+    theta and gradients share the layout of ``numba_network.pack_layout``; biases are not
+    regularised."""
+    for layer in range(sizes.size - 1):
+        first, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        if bias - first < 64:  # a few weights: index theta directly (a view's set-up costs more than they do)
+            if l1 == 0.0:
+                for index in range(first, bias):
+                    theta[index] = theta[index] - lr * (scale * gradients[index] + l2 * theta[index])
+            else:
+                for index in range(first, bias):
+                    w = theta[index]
+                    theta[index] = w - lr * (scale * gradients[index] + l1 * np.sign(w) + l2 * w)
+        else:  # loops from 0 over 1-D views, branch-free when l1 is 0: LLVM vectorises them
+            W, dW = theta[first:bias], gradients[first:bias]
+            if l1 == 0.0:
+                for j in range(W.size):
+                    W[j] = W[j] - lr * (scale * dW[j] + l2 * W[j])
+            else:
+                for j in range(W.size):
+                    W[j] = W[j] - lr * (scale * dW[j] + l1 * np.sign(W[j]) + l2 * W[j])
+        for index in range(bias, end):
+            theta[index] = theta[index] - lr * (scale * gradients[index])
+
+
+@numba.njit(**OPTIONS)
+def adam_coefficients(lr, beta1, beta2, weight_decay, step):
+    """(step_size, bias2_sqrt, decay) of update ``step`` (from 1), as ``nnaccel.optim.Adam``."""
+    t = float(step)
+    return lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1.0 - lr * weight_decay
+
+
+@numba.njit(**OPTIONS)
+def update_parameters(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
+    """In place, every layer: the rule's update number ``step`` (counted from 1) of theta from the
+    gradients ``scale * gradients`` (each vector laid out like theta; ``first`` and ``second`` the
+    rule's state, unused entries of any size)."""
+    lr, l1, l2 = settings[0], settings[1], settings[2]
+    if rule == RULE_SGD:
+        sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets)
+        return
+    if rule == RULE_MOMENTUM:
+        momentum, nesterov = settings[3], settings[4] != 0.0
+        for layer in range(sizes.size - 1):
+            bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+            for index in range(weight_offsets[layer], end):
+                w = theta[index]
+                g = scale * gradients[index]
+                if index < bias:
+                    g = _penalised(w, g, l1, l2)
+                theta[index], first[index] = momentum_entry(w, g, first[index], lr, momentum, nesterov)
+        return
+    beta1, beta2, eps = settings[3], settings[4], settings[5]
+    step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    for layer in range(sizes.size - 1):
+        bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        for index in range(weight_offsets[layer], end):
+            w = theta[index]
+            g = scale * gradients[index]
+            factor = 1.0
+            if index < bias:
+                g = _penalised(w, g, l1, l2)
+                factor = decay
+            theta[index], first[index], second[index] = adam_entry(
+                w, g, first[index], second[index], step_size, beta1, beta2, eps, bias2_sqrt, factor
+            )
