@@ -158,37 +158,49 @@ __device__ void nnaccel_update(T* W, const T* dW, long long size, T lr, T l1, T 
     }
 }
 
-// SGD with momentum (nnaccel.optim.SGD): g = dW + l2 W + l1 sign(W); buffer = momentum buffer + g;
-// W -= lr (g + momentum buffer) with Nesterov, else W -= lr buffer.
+// SGD with momentum (nnaccel.optim.SGD), one entry: g = dW + l2 W + l1 sign(W);
+// buffer = momentum buffer + g; W -= lr (g + momentum buffer) with Nesterov, else W -= lr buffer.
+template <typename T>
+__host__ __device__ inline void nnaccel_momentum_entry(T* W, T dW, T* buffer, T lr, T momentum, int nesterov,
+                                                       T l1, T l2) {
+    T w = *W;
+    T sign = w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0));
+    T g = dW + l2 * w + l1 * sign;
+    T velocity = momentum * *buffer + g;
+    *buffer = velocity;
+    *W = w - lr * (nesterov ? g + momentum * velocity : velocity);
+}
+
+// One Adam/AdamW entry (nnaccel.optim.Adam): g = dW + l2 W + l1 sign(W); W *= decay;
+// m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2; W -= step_size m / (sqrt(v) / bias2_sqrt + eps).
+template <typename T>
+__host__ __device__ inline void nnaccel_adam_entry(T* W, T dW, T* m, T* v, T step_size, T beta1, T beta2, T eps,
+                                                   T bias2_sqrt, T decay, T l1, T l2) {
+    T w = *W;
+    T sign = w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0));
+    T g = dW + l2 * w + l1 * sign;
+    T first = *m + (T(1) - beta1) * (g - *m);
+    T second = beta2 * *v + (T(1) - beta2) * g * g;
+    *m = first;
+    *v = second;
+    *W = w * decay - step_size * (first / (sqrt(second) / bias2_sqrt + eps));
+}
+
 template <typename T>
 __device__ void nnaccel_momentum_update(T* W, const T* dW, T* buffer, long long size, T lr, T momentum,
                                         int nesterov, T l1, T l2) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size;
          i += (long long)gridDim.x * blockDim.x) {
-        T w = W[i];
-        T sign = w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0));
-        T g = dW[i] + l2 * w + l1 * sign;
-        T velocity = momentum * buffer[i] + g;
-        buffer[i] = velocity;
-        W[i] = w - lr * (nesterov ? g + momentum * velocity : velocity);
+        nnaccel_momentum_entry(W + i, dW[i], buffer + i, lr, momentum, nesterov, l1, l2);
     }
 }
 
-// One Adam/AdamW step (nnaccel.optim.Adam): g = dW + l2 W + l1 sign(W); W *= decay;
-// m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2; W -= step_size m / (sqrt(v) / bias2_sqrt + eps).
 template <typename T>
 __device__ void nnaccel_adam_update(T* W, const T* dW, T* m, T* v, long long size, T step_size, T beta1,
                                     T beta2, T eps, T bias2_sqrt, T decay, T l1, T l2) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size;
          i += (long long)gridDim.x * blockDim.x) {
-        T w = W[i];
-        T sign = w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0));
-        T g = dW[i] + l2 * w + l1 * sign;
-        T first = m[i] + (T(1) - beta1) * (g - m[i]);
-        T second = beta2 * v[i] + (T(1) - beta2) * g * g;
-        m[i] = first;
-        v[i] = second;
-        W[i] = w * decay - step_size * (first / (sqrt(second) / bias2_sqrt + eps));
+        nnaccel_adam_entry(W + i, dW[i], m + i, v + i, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2);
     }
 }
 

@@ -47,6 +47,17 @@ extern "C" void host_output_activation_##T(T* A, const T* b, long long p, long l
 }                                                                                                 \
 extern "C" void host_update_##T(T* W, const T* dW, long long size, T lr, T l1, T l2) {           \
     for (long long i = 0; i < size; ++i) W[i] = nnaccel_updated(W[i], dW[i], lr, l1, l2);        \
+}                                                                                                 \
+extern "C" void host_momentum_update_##T(T* W, const T* dW, T* buffer, long long size, T lr,      \
+                                         T momentum, int nesterov, T l1, T l2) {                  \
+    for (long long i = 0; i < size; ++i)                                                          \
+        nnaccel_momentum_entry(W + i, dW[i], buffer + i, lr, momentum, nesterov, l1, l2);         \
+}                                                                                                 \
+extern "C" void host_adam_update_##T(T* W, const T* dW, T* m, T* v, long long size, T step_size,  \
+                                     T beta1, T beta2, T eps, T bias2_sqrt, T decay, T l1, T l2) { \
+    for (long long i = 0; i < size; ++i)                                                          \
+        nnaccel_adam_entry(W + i, dW[i], m + i, v + i, step_size, beta1, beta2, eps, bias2_sqrt,  \
+                           decay, l1, l2);                                                        \
 }
 HOST_FUNCTIONS(float)
 HOST_FUNCTIONS(double)
@@ -219,3 +230,43 @@ def test_update_matches_numpy(host_library, l1, l2, dtype):
         _pointer(W), _pointer(dW), ctypes.c_longlong(W.size), scalar_type(0.3), scalar_type(l1), scalar_type(l2)
     )
     np.testing.assert_allclose(W, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+def _update_inputs(dtype, count: int):
+    rng = np.random.default_rng(7)
+    arrays = [rng.normal(size=(4, 6)).astype(dtype) for _ in range(count)]
+    arrays[0][0, 0] = 0.0  # sign(0) = 0
+    return arrays
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_update_matches_numpy(host_library, nesterov, dtype):
+    W, dW, buffer = _update_inputs(dtype, 3)
+    expected_W, expected_buffer = W.copy(), buffer.copy()
+    NumpyBackend().momentum_update(expected_W, dW.copy(), expected_buffer, 0.3, 0.9, nesterov, 0.01, 0.1)
+    t = _scalar_type(dtype)
+    getattr(host_library, f"host_momentum_update_{_ctype(dtype)}")(
+        _pointer(W), _pointer(dW), _pointer(buffer), ctypes.c_longlong(W.size), t(0.3), t(0.9), ctypes.c_int(nesterov),
+        t(0.01), t(0.1),
+    )
+    np.testing.assert_allclose(W, expected_W, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(buffer, expected_buffer, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decay", [1.0, 0.99])
+def test_adam_update_matches_numpy(host_library, decay, dtype):
+    W, dW, m, v = _update_inputs(dtype, 4)
+    v = np.abs(v)  # a second moment is never negative
+    expected = [array.copy() for array in (W, m, v)]
+    NumpyBackend().adam_update(expected[0], dW.copy(), expected[1], expected[2], 0.01, 0.9, 0.999, 1e-8, 0.05, decay, 0.01, 0.1)
+    t = _scalar_type(dtype)
+    getattr(host_library, f"host_adam_update_{_ctype(dtype)}")(
+        _pointer(W), _pointer(dW), _pointer(m), _pointer(v), ctypes.c_longlong(W.size), t(0.01), t(0.9), t(0.999), t(1e-8),
+        t(0.05), t(decay), t(0.01), t(0.1),
+    )
+    for actual, wanted in zip((W, m, v), expected):
+        np.testing.assert_allclose(actual, wanted, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

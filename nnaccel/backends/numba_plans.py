@@ -116,7 +116,7 @@ class _PackedPlan(Plan):
     def reset_state(self, params) -> None:
         """Fresh state vectors laid out like theta; the state's per-layer arrays are views of them,
         so the generic steps (full batches) and the packed kernels update the same numbers."""
-        fresh = self.optimizer.initial_state(self.backend, params)
+        fresh = self.optimizer.initial_state(self.backend, params, self.dtype)
         count = self.layout.count
         self.first = np.zeros(count if fresh.first else 1, dtype=self.dtype)
         self.second = np.zeros(count if fresh.second else 1, dtype=self.dtype)

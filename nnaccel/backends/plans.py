@@ -92,7 +92,7 @@ class Plan:
         indices = backend.indices(order)  # one host-to-device copy per epoch
         total = 0.0
         for start in range(0, data.m, self.batch_size):
-            batch = indices[start : start + self.batch_size]
+            batch = indices[start : min(start + self.batch_size, data.m)]
             buffers = self._batch_buffers(batch.shape[0], data)
             rows = backend.take_rows(data.rows, batch, buffers.rows)  # (batch, n), contiguous rows
             Y = backend.take_columns(data.Y, batch, buffers.Y)
@@ -105,7 +105,8 @@ class Plan:
         batch = k if self.batch_size is None else self.batch_size
         total = 0.0
         for start in range(0, k, batch):
-            total = total + self.step(params, X[:, start : start + batch], Y[:, start : start + batch], hyper)
+            stop = min(start + batch, k)  # the array API leaves slices past the end unspecified
+            total = total + self.step(params, X[:, start:stop], Y[:, start:stop], hyper)
         return total
 
     def step(self, params: list, X, Y, hyper: Hyperparameters):
@@ -130,7 +131,7 @@ class Plan:
 
     def reset_state(self, params: list) -> None:
         """A fresh optimizer state (a new run: no momentum, no moments, step 0)."""
-        self.state = self.optimizer.initial_state(self.backend, params)
+        self.state = self.optimizer.initial_state(self.backend, params, self.dtype)
 
     def snapshot_state(self) -> OptimizerState | None:
         """A backend copy of the optimizer's state (None before the first use), for ``restore_state``."""

@@ -246,7 +246,8 @@ class Network:
         update PyTorch's; biases are never regularised). ``lr_schedule``: None (constant), a name
         (``"cosine"``, ``"step:30,0.1"``, ``"plateau"``, ...) or a schedule of ``nnaccel.optim``.
         ``early_stopping=N``: stop after N epochs without a lower validation loss and end with the
-        parameters of the best epoch (the history records ``best_epoch`` and ``last_epoch``).
+        parameters of the best epoch (the history records ``best_epoch`` and ``last_epoch``; a run
+        that uses all its epochs keeps the last epoch's parameters).
 
         ``loss`` holds each epoch's mean data loss (mean over its batches, each taken before its
         update); ``val_loss`` the loss on ``validation=(Xv, Yv)`` after each epoch; ``lr`` each

@@ -266,7 +266,9 @@ def run_epochs(
             raise TrainingInterrupted(epoch + 1, history) from None  # the epoch is complete and recorded
         if stop:
             break
-    if stopping is not None and stopping.restore_best and state.stopping.best_params:
+    if stop and stopping is not None and stopping.restore_best and state.stopping.best_params:
+        # only when stopped early: a run that used all its epochs keeps the last one's parameters,
+        # so continuing it (more epochs, a resume) equals one longer run
         network._params = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping.best_params]
     if progress:
         print(file=sys.stderr)

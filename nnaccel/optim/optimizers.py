@@ -50,8 +50,8 @@ def _check_non_negative(value, name: str, example: str) -> None:
         raise ValueError(f"{name} must be a finite number >= 0 such as {example}; got {value!r}")
 
 
-def _zeros_like(backend, params: list) -> list:
-    return [(backend.zeros(W.shape, W.dtype), backend.zeros(b.shape, b.dtype)) for W, b in params]
+def _zeros_like(backend, params: list, dtype) -> list:
+    return [(backend.zeros(tuple(W.shape), dtype), backend.zeros(tuple(b.shape), dtype)) for W, b in params]
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,9 @@ class SGD:
             return "nesterov"
         return "momentum" if self.momentum else "sgd"
 
-    def initial_state(self, backend, params: list) -> OptimizerState:
-        return OptimizerState(first=_zeros_like(backend, params) if self.momentum else [])
+    def initial_state(self, backend, params: list, dtype) -> OptimizerState:
+        """Zeros shaped like ``params`` (NumPy ``dtype``) on ``backend``: the momentum buffers."""
+        return OptimizerState(first=_zeros_like(backend, params, dtype) if self.momentum else [])
 
     def update(self, backend, params: list, grads: list, state: OptimizerState, hyper: Hyperparameters) -> None:
         """In place, every layer: [(W, b)] from the mean-loss gradients [(dW, db)]."""
@@ -115,8 +116,9 @@ class Adam:
     name = "adam"
     weight_decay = 0.0  # decoupled decay: AdamW's only
 
-    def initial_state(self, backend, params: list) -> OptimizerState:
-        return OptimizerState(first=_zeros_like(backend, params), second=_zeros_like(backend, params))
+    def initial_state(self, backend, params: list, dtype) -> OptimizerState:
+        """Zeros shaped like ``params`` (NumPy ``dtype``) on ``backend``: both moments."""
+        return OptimizerState(first=_zeros_like(backend, params, dtype), second=_zeros_like(backend, params, dtype))
 
     def coefficients(self, lr: float, step: int) -> tuple[float, float, float]:
         """(step_size, bias_correction2_sqrt, decay) of update ``step`` (counted from 1), as PyTorch

@@ -2,6 +2,7 @@
 
 ``EarlyStopping(patience)`` is what ``fit(..., early_stopping=N)`` builds: it watches the validation
 loss, stops after N epochs without a lower one and restores the parameters of the best epoch.
+A run that uses all its epochs keeps its last parameters, so continuing it equals a longer run.
 Its numbers between epochs are a ``StoppingState``, which a checkpoint saves.
 """
 
@@ -32,7 +33,8 @@ class EarlyStopping:
 
     ``monitor``: ``"val_loss"`` (needs validation data), ``"loss"`` (the training loss), or a
     function of the network returning a value to minimise (the scikit-learn estimators pass minus
-    their validation score). ``restore_best``: end with the parameters of the best epoch.
+    their validation score). ``restore_best``: when it stops, end with the parameters of the best
+    epoch (a run that uses all its epochs keeps the last epoch's).
     """
 
     patience: int
