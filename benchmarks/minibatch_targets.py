@@ -16,7 +16,8 @@ per contender in turn; ratios are taken per round and the median over rounds is 
    imported NumPy and ran a matmul first, against a clean process (>= 0.85); full-batch 2-6-6-1
    Numba/NumPy in one script that imports NumPy first and alternates the backends (>= 10x).
 4. Peak memory (VmHWM) of mini-batch epochs of 2-6-6-1 at m = 1e7 against 2 (X + Y) + 150 MB.
-5. Cold cache: the README's main command with a fresh NUMBA_CACHE_DIR: seconds to its first line
+5. Adam against plain SGD, Numba backend, for the networks and batches of 1 and 2 (>= 0.85).
+6. Cold cache: the README's main command with a fresh NUMBA_CACHE_DIR: seconds to its first line
    on stderr (<= 2 s) and in all (<= 10 s).
 """
 
@@ -52,7 +53,7 @@ def _activations(layers):
     return ("tanh", "sigmoid") if layers[-1] == 1 else ("relu", "softmax")
 
 
-def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, before: str) -> dict:
+def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, before: str, optimizer: str = "sgd") -> dict:
     if before == "torch":
         import torch
 
@@ -70,15 +71,16 @@ def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, 
     X, Y = _data(layers, m)
     activation, output = _activations(layers)
     network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
+    lr = 0.01 if optimizer == "sgd" else 1e-3
     network.prepare(batch)
-    network.fit(X, Y, epochs=1, lr=0.01, batch_size=batch)
+    network.fit(X, Y, epochs=1, lr=lr, batch_size=batch, optimizer=optimizer)
     started = time.perf_counter()
-    network.fit(X, Y, epochs=epochs, lr=0.01, batch_size=batch)
+    network.fit(X, Y, epochs=epochs, lr=lr, batch_size=batch, optimizer=optimizer)
     seconds = time.perf_counter() - started
     return {"examples_per_s": m * epochs / seconds, "gemm_gflops": cpu_gemm()["gemm_gflops"] if layers[0] > 100 else None}
 
 
-def child_torch(layers, m: int, batch: int, epochs: int) -> dict:
+def child_torch(layers, m: int, batch: int, epochs: int, optimizer: str = "sgd") -> dict:
     import torch
 
     torch.set_num_threads(2)
@@ -97,7 +99,10 @@ def child_torch(layers, m: int, batch: int, epochs: int) -> dict:
     else:
         targets = torch.from_numpy(Y.argmax(axis=0))
         loss_function = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    if optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def epoch(seed: int):
         order = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
@@ -250,6 +255,26 @@ def small_targets(rounds: int) -> list:
     return lines
 
 
+def optimizer_targets(rounds: int) -> list:
+    """Adam against plain SGD on the Numba backend, side by side (>= 0.85: at most 15% slower)."""
+    lines = []
+    for layers, m, batch, epochs in (([784, 256, 10], 30000, 32, 2), ([784, 256, 10], 30000, 256, 3), ([2, 6, 6, 1], 1_000_000, 32, 2)):
+        contenders = {
+            name: ("nnaccel", dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before="", optimizer=name))
+            for name in ("sgd", "adam")
+        }
+        contenders["torch adam"] = ("torch", dict(layers=layers, m=min(m, 30000), batch=batch, epochs=1, optimizer="adam"))
+        results = rounds_of(contenders, rounds)
+        net = "-".join(map(str, layers))
+        rates = ", ".join(f"{name} {median_rate(results, name):,.0f}" for name in contenders)
+        lines.append(f"{net} batch {batch} numba: examples/s {rates}")
+        ratio = median_ratio(results, "adam", "sgd")
+        lines.append(f"  adam / sgd {ratio:.2f} (>= 0.85: {verdict(ratio, 0.85)})")
+        ratio = median_ratio(results, "adam", "torch adam")
+        lines.append(f"  adam / PyTorch adam {ratio:.2f}x")
+    return lines
+
+
 def alternating_target(rounds: int) -> list:
     record = run_child("alternating", m=1_000_000, rounds=max(rounds, 5))
     ratio = record["ratio"]
@@ -284,7 +309,7 @@ def cold_start_target() -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", choices=("wide", "small", "alternating", "memory", "cold"), action="append")
+    parser.add_argument("--only", choices=("wide", "small", "optimizer", "alternating", "memory", "cold"), action="append")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -294,6 +319,7 @@ def main() -> None:
     sections = {
         "wide": lambda: wide_targets(args.rounds),
         "small": lambda: small_targets(args.rounds),
+        "optimizer": lambda: optimizer_targets(args.rounds),
         "alternating": lambda: alternating_target(args.rounds),
         "memory": memory_target,
         "cold": cold_start_target,

@@ -30,12 +30,6 @@ SETTINGS = ("lr", "l1", "l2", "momentum_or_beta1", "nesterov_or_beta2", "eps", "
 
 
 @numba.njit(inline="always", **OPTIONS)
-def _penalised(w, g, l1, l2):
-    """g + l2 w + l1 sign(w)."""
-    return g + l2 * w + l1 * np.sign(w)
-
-
-@numba.njit(inline="always", **OPTIONS)
 def momentum_entry(w, g, buffer, lr, momentum, nesterov):
     """(new w, new buffer): buffer = momentum buffer + g; w -= lr (g + momentum buffer) with
     Nesterov, else lr buffer."""
@@ -46,35 +40,13 @@ def momentum_entry(w, g, buffer, lr, momentum, nesterov):
 
 
 @numba.njit(inline="always", **OPTIONS)
-def adam_entry(w, g, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay):
-    """(new w, new m, new v): m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
-    w = w decay - step_size m / (sqrt(v) / bias2_sqrt + eps)."""
-    m = m + (1 - beta1) * (g - m)
-    v = beta2 * v + (1 - beta2) * g * g
+def adam_entry(w, g, m, v, step_size, rate1, beta2, rate2, eps, bias2_sqrt, decay):
+    """(new w, new m, new v) with rate1 = 1 - beta1, rate2 = 1 - beta2 (passed in the arrays'
+    dtype: a literal 1 would make float32 arithmetic float64): m += rate1 (g - m);
+    v = beta2 v + rate2 g^2; w = w decay - step_size m / (sqrt(v) / bias2_sqrt + eps)."""
+    m = m + rate1 * (g - m)
+    v = beta2 * v + rate2 * g * g
     return w * decay - step_size * (m / (math.sqrt(v) / bias2_sqrt + eps)), m, v
-
-
-@numba.njit(**OPTIONS)
-def momentum_update(W, dW, buffer, lr, momentum, nesterov, l1, l2):
-    """In place on one array: W, dW, buffer share a shape."""
-    flat_W, flat_dW, flat_buffer = W.reshape(-1), dW.reshape(-1), buffer.reshape(-1)
-    for index in range(flat_W.size):
-        w = flat_W[index]
-        flat_W[index], flat_buffer[index] = momentum_entry(
-            w, _penalised(w, flat_dW[index], l1, l2), flat_buffer[index], lr, momentum, nesterov
-        )
-
-
-@numba.njit(**OPTIONS)
-def adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
-    """In place on one array: W, dW, m, v share a shape."""
-    flat_W, flat_dW, flat_m, flat_v = W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1)
-    for index in range(flat_W.size):
-        w = flat_W[index]
-        flat_W[index], flat_m[index], flat_v[index] = adam_entry(
-            w, _penalised(w, flat_dW[index], l1, l2), flat_m[index], flat_v[index], step_size, beta1, beta2, eps,
-            bias2_sqrt, decay,
-        )
 
 
 @numba.njit(**OPTIONS)
@@ -112,6 +84,33 @@ def adam_coefficients(lr, beta1, beta2, weight_decay, step):
 
 
 @numba.njit(**OPTIONS)
+def momentum_vector(theta, gradients, buffer, scale, lr, momentum, nesterov, l1, l2):
+    """In place on 1-D vectors from index 0 (loops LLVM vectorises): the momentum rule on
+    theta from scale * gradients; l1 and l2 0 for biases. The arithmetic is in theta's dtype, as
+    PyTorch's (float32 lanes are twice as many as float64's)."""
+    t = theta.dtype.type
+    scale, lr, momentum, l1, l2 = t(scale), t(lr), t(momentum), t(l1), t(l2)
+    for j in range(theta.size):
+        w = theta[j]
+        g = scale * gradients[j] + l2 * w + l1 * np.sign(w)
+        theta[j], buffer[j] = momentum_entry(w, g, buffer[j], lr, momentum, nesterov)
+
+
+@numba.njit(**OPTIONS)
+def adam_vector(theta, gradients, m, v, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+    """In place on 1-D vectors from index 0: the Adam rule on theta from scale * gradients; l1,
+    l2 0 and decay 1 for biases. The arithmetic is in theta's dtype (its square roots and
+    divisions bound the loop)."""
+    t = theta.dtype.type
+    scale, step_size, rate1, beta2, rate2, eps = t(scale), t(step_size), t(1 - beta1), t(beta2), t(1 - beta2), t(eps)
+    bias2_sqrt, decay, l1, l2 = t(bias2_sqrt), t(decay), t(l1), t(l2)
+    for j in range(theta.size):
+        w = theta[j]
+        g = scale * gradients[j] + l2 * w + l1 * np.sign(w)
+        theta[j], m[j], v[j] = adam_entry(w, g, m[j], v[j], step_size, rate1, beta2, rate2, eps, bias2_sqrt, decay)
+
+
+@numba.njit(**OPTIONS)
 def update_parameters(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
     """In place, every layer: the rule's update number ``step`` (counted from 1) of theta from the
     gradients ``scale * gradients`` (each vector laid out like theta; ``first`` and ``second`` the
@@ -120,28 +119,30 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
     if rule == RULE_SGD:
         sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets)
         return
-    if rule == RULE_MOMENTUM:
-        momentum, nesterov = settings[3], settings[4] != 0.0
-        for layer in range(sizes.size - 1):
-            bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
-            for index in range(weight_offsets[layer], end):
-                w = theta[index]
-                g = scale * gradients[index]
-                if index < bias:
-                    g = _penalised(w, g, l1, l2)
-                theta[index], first[index] = momentum_entry(w, g, first[index], lr, momentum, nesterov)
-        return
-    beta1, beta2, eps = settings[3], settings[4], settings[5]
-    step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    if rule == RULE_ADAM:
+        beta1, beta2, eps = settings[3], settings[4], settings[5]
+        step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
     for layer in range(sizes.size - 1):
-        bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
-        for index in range(weight_offsets[layer], end):
-            w = theta[index]
-            g = scale * gradients[index]
-            factor = 1.0
-            if index < bias:
-                g = _penalised(w, g, l1, l2)
-                factor = decay
-            theta[index], first[index], second[index] = adam_entry(
-                w, g, first[index], second[index], step_size, beta1, beta2, eps, bias2_sqrt, factor
-            )
+        weights, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        # the weights, penalised (and decayed), then the biases, neither
+        for first_index, last_index, penalty in ((weights, bias, 1.0), (bias, end, 0.0)):
+            part = slice(first_index, last_index)
+            if rule == RULE_MOMENTUM:
+                momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0,
+                                penalty * l1, penalty * l2)
+            else:
+                adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
+                            bias2_sqrt, decay if penalty else 1.0, penalty * l1, penalty * l2)
+
+
+@numba.njit(**OPTIONS)
+def momentum_update(W, dW, buffer, lr, momentum, nesterov, l1, l2):
+    """In place on one array: W, dW, buffer share a shape."""
+    momentum_vector(W.reshape(-1), dW.reshape(-1), buffer.reshape(-1), 1.0, lr, momentum, nesterov, l1, l2)
+
+
+@numba.njit(**OPTIONS)
+def adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
+    """In place on one array: W, dW, m, v share a shape."""
+    adam_vector(W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1), 1.0, step_size, beta1, beta2, eps, bias2_sqrt,
+                decay, l1, l2)
