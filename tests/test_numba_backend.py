@@ -24,7 +24,7 @@ numba = pytest.importorskip("numba")
 
 import nnaccel as nna  # noqa: E402
 from nnaccel.backends import numpy_backend  # noqa: E402
-from nnaccel.backends.numba_backend import NumbaBackend  # noqa: E402
+from nnaccel.backends.numba_backend import FusedWorkspace, LayeredWorkspace, NumbaBackend  # noqa: E402
 from nnaccel.kernels import activations as scalar  # noqa: E402
 from nnaccel.nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS  # noqa: E402
 
@@ -211,12 +211,11 @@ def test_paths_are_the_ones_asked_for():
     assert default.uses_fused_pass(nna.Network([32, 32, 1], backend=default).architecture)
     assert not default.uses_fused_pass(nna.Network([2, 33, 1], backend=default).architecture)
     fused_workspace = FUSED.workspace(architecture, 100_000, np.float32)
-    assert fused_workspace.extra.get("fused") and fused_workspace.H == [] and fused_workspace.output is None
+    assert isinstance(fused_workspace, FusedWorkspace) and fused_workspace.H == [] and fused_workspace.output is None
     # nothing of size m: the fused pass's buffers stay small for any m (per-task partial sums only)
     for m in (1, 100_000, 10_000_000):
-        extra = FUSED.workspace(architecture, m, np.float32).extra
-        assert sum(array.nbytes for array in extra.values() if isinstance(array, np.ndarray)) < 200_000
-    assert not LAYERED.workspace(architecture, 10, np.float32).extra.get("fused")
+        assert FUSED.workspace(architecture, m, np.float32).nbytes < 200_000
+    assert isinstance(LAYERED.workspace(architecture, 10, np.float32), LayeredWorkspace)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -13,7 +13,7 @@ Shapes follow the lecture: X is (n, m), one column per example; W[i] is (p_i, p_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..nn.architecture import Architecture
@@ -29,20 +29,21 @@ class Workspace:
     pre-activation, then its gradient dA, (p_L, m); ``scratch`` holds the (max p, m) buffers that the
     backward pass uses for dH: two used in turn, or one when the backend's ``activation_backward``
     writes dA into H's buffer (the forward pass may borrow ``scratch[0]`` as a temporary).
-    ``extra`` is for a backend's own buffers (for example per-thread partial sums).
+    A backend that needs buffers of its own subclasses it (``workspace_type``).
     """
 
     m: int
     H: list
     output: Array
     scratch: list
-    extra: dict = field(default_factory=dict)
 
 
 class Backend:
     """Array operations every backend provides; subclasses implement the primitives."""
 
     name = "base"
+    # what ``workspace`` builds: Workspace, or a subclass holding a backend's own buffers too
+    workspace_type = Workspace
     # True when ``activation_backward`` leaves dA in H's buffer rather than dH's: the backward pass
     # then needs one (max p, m) scratch buffer instead of two.
     activation_backward_into_H = False
@@ -144,7 +145,7 @@ class Backend:
         """Allocate the buffers of one step for a batch of m columns."""
         hidden = architecture.layers[1:-1]
         widest = max(architecture.layers[1:])
-        return Workspace(
+        return self.workspace_type(
             m=m,
             H=[self.empty((p, m), dtype) for p in hidden],
             output=self.empty((architecture.n_outputs, m), dtype),

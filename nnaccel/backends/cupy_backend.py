@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..kernels import activations as scalar
-from .base import Backend
+from .base import Backend, Workspace
 
 # Leave this share of the free device memory unplanned when suggesting a batch size (cuBLAS
 # workspaces, the memory pool's rounding, other processes).
@@ -79,6 +80,13 @@ def chunk_bounds(m: int, chunk: int) -> list[tuple[int, int]]:
 
 
 # ----- the backend -----------------------------------------------------------------------------------
+@dataclass
+class CupyWorkspace(Workspace):
+    """The base buffers, and the fully fused kernel's per-block partial sums (made at its first use)."""
+
+    fused_partials: object = None
+
+
 class CupyBackend(Backend):
     """Backend on the current CUDA device (``cupy.cuda.Device``).
 
@@ -87,6 +95,7 @@ class CupyBackend(Backend):
     """
 
     name = "cupy"
+    workspace_type = CupyWorkspace
 
     def __init__(self, fused: bool = True):
         self.xp = importlib.import_module("cupy")
@@ -251,10 +260,10 @@ class CupyBackend(Backend):
         kernels = self._fused()
         xp = self.xp
         m = X.shape[1]
-        partials = workspace.extra.get("fused_partials")
+        partials = workspace.fused_partials
         if partials is None:
             blocks = kernels.grid_blocks(m, self.multiprocessors)
-            partials = workspace.extra["fused_partials"] = self.empty(kernels.partials_shape(architecture.layers, blocks), X.dtype)
+            partials = workspace.fused_partials = self.empty(kernels.partials_shape(architecture.layers, blocks), X.dtype)
         loss = xp.empty(1, dtype=X.dtype)
         stream_pointer = xp.cuda.get_current_stream().ptr
         stream = cuda.external_stream(stream_pointer) if stream_pointer else 0

@@ -16,6 +16,7 @@ run. For float32 data the kernels use library-free tanh, sigmoid and cross-entro
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 from ..threads import set_gomp_spincount
 
@@ -30,6 +31,7 @@ from ..kernels import numba_network as network  # noqa: E402
 from ..kernels import numba_optim  # noqa: E402
 from ..nn.architecture import Architecture  # noqa: E402
 from .base import Workspace  # noqa: E402
+from .packing import PackedLayout, pack, unpack  # noqa: E402
 from .numpy_backend import NumpyBackend  # noqa: E402
 
 # Widest layer (input included) for the fully fused pass. Measured on 2 cores, float32, m = 2e5:
@@ -102,36 +104,36 @@ class NumbaBackend(NumpyBackend):
         )
 
     # ----- buffers -----------------------------------------------------------------------------------
-    def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:
-        """Fused path: only the packed parameters and per-task partial sums (nothing of size m).
-        Layered path: the base buffers plus the row sums of the backward pass."""
+    def workspace(self, architecture: Architecture, m: int, dtype):
+        """Fused path: a ``FusedWorkspace`` (nothing of size m). Layered path: a
+        ``LayeredWorkspace``, the base buffers plus the backward pass's row sums."""
         if not self.uses_fused_pass(architecture):
             workspace = super().workspace(architecture, m, dtype)
-            workspace.extra["sums"] = np.empty(max(architecture.layers[1:]))
-            return workspace
-        sizes, weight_offsets, bias_offsets, row_offsets, count = network.pack_layout(architecture.layers)
+            return LayeredWorkspace(workspace.m, workspace.H, workspace.output, workspace.scratch,
+                                    sums=np.empty(max(architecture.layers[1:])))
+        layout = PackedLayout.of(architecture)
         block = self.block or network.block_size(architecture.layers, np.dtype(dtype).itemsize)
         _, tasks = network.task_layout(m, block)
-        codes = [scalar.activation_code(name) for name in architecture.activations]
-        codes.append(scalar.output_code(architecture.output))
-        extra = {
-            "fused": True,
-            "block": block,
-            "layout": (sizes, weight_offsets, bias_offsets, row_offsets, np.asarray(codes, dtype=np.int64)),
-            "theta": np.empty(count, dtype=dtype),
-            "gradients": np.empty(count),
-            "partial_gradients": np.empty((tasks, count)),
-            "partial_losses": np.empty(tasks),
-            "unused": np.empty((architecture.n_outputs, 1), dtype=dtype),
-        }
-        return Workspace(m=m, H=[], output=None, scratch=[], extra=extra)
+        theta, gradients = np.empty(layout.count, dtype=dtype), np.empty(layout.count)
+        return FusedWorkspace(
+            m=m,
+            block=block,
+            layout=layout,
+            theta=theta,
+            theta_views=layout.views(theta),
+            gradients=gradients,
+            gradient_views=layout.views(gradients),
+            partial_gradients=np.empty((tasks, layout.count)),
+            partial_losses=np.empty(tasks),
+            unused=np.empty((architecture.n_outputs, 1), dtype=dtype),
+        )
 
     # ----- passes ------------------------------------------------------------------------------------
     def forward_hidden(self, architecture, params, X, workspace):
         """The layered forward pass (see ``Backend.forward_hidden``): a layer with a small inner
         dimension (few inputs) computes act(W H + b) in one pass; the others use BLAS, then one pass
         for the bias and activation."""
-        if workspace.extra.get("fused"):
+        if isinstance(workspace, FusedWorkspace):
             workspace = self._layered_workspace(architecture, workspace, X.dtype)
         H = self._hidden_layers(architecture, params, X, workspace)
         W_out, _ = params[-1]
@@ -153,17 +155,16 @@ class NumbaBackend(NumpyBackend):
         return H
 
     def forward(self, architecture, params, X, workspace):
-        if not workspace.extra.get("fused"):
+        if not isinstance(workspace, FusedWorkspace):
             with parallel_chunksize(DYNAMIC):
                 return super().forward(architecture, params, X, workspace)
-        if "output" not in workspace.extra:
-            workspace.extra["output"] = np.empty((architecture.n_outputs, X.shape[1]), dtype=X.dtype)
-        out = workspace.extra["output"]
-        self._fused(architecture, params, X, None, workspace, network.FORWARD, out)
-        return out
+        if workspace.output is None:
+            workspace.output = np.empty((architecture.n_outputs, X.shape[1]), dtype=X.dtype)
+        self._fused(architecture, params, X, None, workspace, network.FORWARD, workspace.output)
+        return workspace.output
 
     def loss_sum(self, architecture, params, X, Y, workspace):
-        if not workspace.extra.get("fused"):
+        if not isinstance(workspace, FusedWorkspace):
             with parallel_chunksize(DYNAMIC):
                 return super().loss_sum(architecture, params, X, Y, workspace)
         return self._fused(architecture, params, X, Y, workspace, network.LOSS)
@@ -171,12 +172,11 @@ class NumbaBackend(NumpyBackend):
     def loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
         """Backpropagation (see ``Backend.loss_and_gradients``); the fully fused kernel for small
         networks, else the layered pass with each layer's db summed while dA is formed."""
-        if workspace.extra.get("fused"):
-            extra = workspace.extra
+        if isinstance(workspace, FusedWorkspace):
             self._fused(architecture, params, X, Y, workspace, network.GRADIENTS)
             # the tasks' partial sums, added in task order: the same result for any thread count
-            loss = network.sum_partials(extra["partial_gradients"], extra["partial_losses"], scale, extra["gradients"])
-            _unpack(extra["gradients"], grads)
+            loss = network.sum_partials(workspace.partial_gradients, workspace.partial_losses, scale, workspace.gradients)
+            unpack(workspace.gradient_views, grads)
             return np.float64(loss)
         with parallel_chunksize(DYNAMIC):
             return self._layered_loss_and_gradients(architecture, params, X, Y, workspace, grads, scale)
@@ -197,7 +197,7 @@ class NumbaBackend(NumpyBackend):
             layers.row_sums(dA, db)  # db_L = sum(dA_L, axis=1)
             db *= scale
             first = architecture.depth - 1
-        sums = workspace.extra["sums"]
+        sums = workspace.sums
         for index in range(first, -1, -1):
             W, _ = params[index]
             dW, _ = grads[index]
@@ -223,12 +223,11 @@ class NumbaBackend(NumpyBackend):
         W_out, b_out = params[-1]
         p, q = W_out.shape
         backward = architecture.depth > 1
-        key = ("output pass", p, q)
-        if key not in workspace.extra:
+        if workspace.output_pass is None:
             columns = layers.output_tile_columns(q, H.dtype.itemsize)
             tiles = -(-workspace.m // columns)
-            workspace.extra[key] = (columns, np.empty((tiles, p * q + p + q)), np.empty(tiles), np.empty(p * q + p + q))
-        columns, partial, partial_losses, totals = workspace.extra[key]
+            workspace.output_pass = OutputPassBuffers(columns, np.empty((tiles, p * q + p + q)), np.empty(tiles), np.empty(p * q + p + q))
+        columns, partial, partial_losses, totals = workspace.output_pass.arrays()
         hidden_code = scalar.activation_code(architecture.activations[-1]) if backward else scalar.IDENTITY
         output_code = scalar.output_code(architecture.output)
         layers.output_layer_pass(
@@ -246,63 +245,80 @@ class NumbaBackend(NumpyBackend):
     # ----- helpers -----------------------------------------------------------------------------------
     def _fused(self, architecture, params, X, Y, workspace, mode, out=None):
         """Run ``network_pass`` in ``mode``; returns the summed loss (modes LOSS and GRADIENTS)."""
-        extra = workspace.extra
         if X.shape[1] != workspace.m:
             raise ValueError(f"the workspace is for m = {workspace.m} columns but X has {X.shape[1]}")
-        theta = extra["theta"]
-        _pack(params, theta)
-        sizes, weight_offsets, bias_offsets, row_offsets, codes = extra["layout"]
+        pack(params, workspace.theta_views)
         X = np.ascontiguousarray(X)
-        Y = extra["unused"] if Y is None else np.ascontiguousarray(Y)
-        out = extra["unused"] if out is None else out
+        Y = workspace.unused if Y is None else np.ascontiguousarray(Y)
+        out = workspace.unused if out is None else out
         with parallel_chunksize(DYNAMIC):
             network.network_pass(
-                X,
-                Y,
-                theta,
-                sizes,
-                weight_offsets,
-                bias_offsets,
-                row_offsets,
-                codes,
-                _fast(X),
-                mode,
-                extra["block"],
-                out,
-                extra["partial_gradients"],
-                extra["partial_losses"],
+                X, Y, workspace.theta, *workspace.layout.arrays(), _fast(X), mode, workspace.block, out,
+                workspace.partial_gradients, workspace.partial_losses,
             )
-        return None if mode == network.FORWARD else np.float64(np.sum(extra["partial_losses"]))
+        return None if mode == network.FORWARD else np.float64(np.sum(workspace.partial_losses))
 
     def _layered_workspace(self, architecture, workspace, dtype):
-        if "layered" not in workspace.extra:
-            workspace.extra["layered"] = NumpyBackend.workspace(self, architecture, workspace.m, dtype)
-        return workspace.extra["layered"]
+        """A layered workspace beside a fused one, for callers of ``forward_hidden``."""
+        if workspace.layered is None:
+            workspace.layered = NumpyBackend.workspace(self, architecture, workspace.m, dtype)
+        return workspace.layered
+
+
+@dataclass
+class OutputPassBuffers:
+    """The narrow output layer pass's tiles: ``columns`` per tile, each tile's partial sums
+    ``partial`` (tiles, p q + p + q) and ``partial_losses`` (tiles,), and their ``totals``."""
+
+    columns: int
+    partial: np.ndarray
+    partial_losses: np.ndarray
+    totals: np.ndarray
+
+    def arrays(self) -> tuple:
+        return self.columns, self.partial, self.partial_losses, self.totals
+
+
+@dataclass
+class LayeredWorkspace(Workspace):
+    """The layer-by-layer pass's buffers: the base ones, ``sums`` (max p,) the row sums of each
+    dA (float64), and the narrow output layer's tiles, made at its first use."""
+
+    sums: np.ndarray | None = None
+    output_pass: OutputPassBuffers | None = None
+
+
+@dataclass
+class FusedWorkspace:
+    """The fused pass's buffers for m columns, none of size m: the packed parameters ``theta``
+    and their float64 ``gradients`` (with per-layer views), the per-task partial sums
+    ``partial_gradients`` (tasks, parameters) and ``partial_losses`` (tasks,), ``unused`` for
+    Y or out when not read; ``output`` (outputs, m) for a prediction and ``layered`` (a layered
+    workspace) are made at their first use."""
+
+    m: int
+    block: int
+    layout: PackedLayout
+    theta: np.ndarray
+    theta_views: list
+    gradients: np.ndarray
+    gradient_views: list
+    partial_gradients: np.ndarray
+    partial_losses: np.ndarray
+    unused: np.ndarray
+    output: np.ndarray | None = None
+    layered: Workspace | None = None
+    H: list = field(default_factory=list)  # no (p, m) buffers: the activations stay in cache-sized blocks
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held, the lazily made buffers left out."""
+        return sum(array.nbytes for array in (self.theta, self.gradients, self.partial_gradients, self.partial_losses, self.unused))
 
 
 def _fast(array) -> bool:
     """The library-free (vectorisable) transcendental functions are used for float32 data."""
     return array.dtype == np.float32
-
-
-def _pack(params, theta) -> None:
-    """Copy [(W, b)] into the flat vector theta (layout of ``numba_network.pack_layout``)."""
-    offset = 0
-    for W, b in params:
-        theta[offset : offset + W.size] = W.reshape(-1)
-        offset += W.size
-        theta[offset : offset + b.size] = b.reshape(-1)
-        offset += b.size
-
-
-def _unpack(flat, grads) -> None:
-    """Copy the flat gradient vector into [(dW, db)], casting to their dtype."""
-    offset = 0
-    for dW, db in grads:
-        dW[...] = flat[offset : offset + dW.size].reshape(dW.shape)
-        offset += dW.size
-        db[...] = flat[offset : offset + db.size].reshape(db.shape)
-        offset += db.size
 
 
 def threading_report() -> dict:
