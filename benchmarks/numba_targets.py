@@ -83,7 +83,7 @@ def torch_steps(X, Y):
     import torch
     import torch.nn.functional as F
 
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
     from nnaccel.nn.initialization import initial_params
 
     torch.set_num_threads(os.cpu_count())

@@ -40,7 +40,7 @@ contributes ``softmax_cross_entropy(a - shift, log_normaliser, y)`` and has
 ``h = softmax_probability(a - shift, log_normaliser)``.
 
 The constants (leaky slope 0.01, elu alpha 1, selu alpha and scale) are those of
-``nnaccel/nn/activations.py``; a compiler freezes them into the kernel as constants.
+``nnaccel/core/activations.py``; a compiler freezes them into the kernel as constants.
 
 Constants: those that float32 represents exactly (0, 1/2, 1, elu's alpha) are float32-typed, so float32
 arithmetic stays float32 and float64 arithmetic is unchanged; the others (leaky slope, selu) are
@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-from nnaccel.nn.activations import (
+from nnaccel.core.activations import (
     ELU_ALPHA,
     HIDDEN_ACTIVATIONS,
     LEAKY_RELU_SLOPE,

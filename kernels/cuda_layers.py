@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnaccel.nn import activations as constants
+from nnaccel.core import activations as constants
 
 from . import activations as scalar
 
@@ -31,7 +31,7 @@ KERNEL_NAMES = ("bias_activation", "activation_backward", "output_loss_gradient"
 
 
 def definitions() -> dict[str, str]:
-    """The #define names and values layers.cu expects, from kernels/activations.py and nn/activations.py."""
+    """The #define names and values layers.cu expects, from kernels/activations.py and core/activations.py."""
     values = {f"NNACCEL_{name.upper()}": str(code) for name, code in scalar.ACTIVATION_CODES.items()}
     values.update({f"NNACCEL_OUTPUT_{name.upper()}": str(code) for name, code in scalar.OUTPUT_CODES.items()})
     values.update(

@@ -31,7 +31,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .nn.activations import HIDDEN_ACTIVATIONS
+from .core.activations import HIDDEN_ACTIVATIONS
 
 _FLOAT32_REASON = (
     "float32 predictions of a batch and of a subset (or a reordering) of it differ in the last bits, "

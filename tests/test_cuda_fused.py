@@ -56,7 +56,7 @@ def test_kernels_under_the_cuda_simulator():
 def _reference(layers, hidden, output, dtype, X, Y):
     """The NumPy backend's summed loss and mean gradients, from the same initial parameters."""
     from nnaccel.backends.numpy_backend import NumpyBackend
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
     from nnaccel.nn.initialization import initial_params
 
     architecture = Architecture.build(layers, list(hidden), output)
@@ -154,7 +154,7 @@ def test_float32_2_6_6_1_within_1e_5():
 def test_large_pre_activations_stay_finite():
     # sigmoid cross-entropy from A: no log(0) for |A| of hundreds
     rng = np.random.default_rng(3)
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
 
     architecture = Architecture.build((2, 1), [], "sigmoid")
     X = rng.normal(size=(2, 9)) * 300
@@ -201,7 +201,7 @@ def test_training_run_matches_numpy_fit():
 @in_simulator
 def test_same_result_with_a_different_grid():
     """Block and thread counts change only the order of the sums."""
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
 
     rng = np.random.default_rng(11)
     architecture = Architecture.build((3, 5, 2), ["elu"], "identity")

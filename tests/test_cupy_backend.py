@@ -243,7 +243,7 @@ def test_gradients_match_numpy(cupy_backend_instance, layers, activation, output
 
 @gpu
 def test_fused_kernel_is_used_for_small_networks(cupy):
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
 
     backend = cupy_backend.CupyBackend()
     assert backend.uses_fused(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
@@ -322,7 +322,7 @@ def test_a_mini_batch_epoch_never_synchronises(cupy_backend_instance, layers):
 
 @gpu
 def test_streamed_gradients_equal_full_batch(cupy_backend_instance):
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
 
     rng = np.random.default_rng(9)
     X, Y = rng.normal(size=(3, 10_000)), (rng.random((1, 10_000)) > 0.5).astype(float)
@@ -341,7 +341,7 @@ def test_streamed_gradients_equal_full_batch(cupy_backend_instance):
 
 @gpu
 def test_out_of_memory_becomes_a_clear_error(cupy):
-    from nnaccel.nn.architecture import Architecture
+    from nnaccel.core.architecture import Architecture
 
     backend = cupy_backend.CupyBackend()
     _, total = backend.memory_info()

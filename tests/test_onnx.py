@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnaccel as nna
-from nnaccel.nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS
+from nnaccel.core.activations import HIDDEN_ACTIVATIONS, OUTPUTS
 from support import cli, colour_points, write_csv
 
 onnx = pytest.importorskip("onnx")

@@ -52,3 +52,57 @@ def test_import_nnaccel_loads_no_optional_or_jit_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# ----- layering ----------------------------------------------------------------------------------------
+# Each part of the package, from the bottom: a module imports only from its own layer or below.
+LAYERS = {
+    "core": 0, "optim": 0, "errors": 0, "io": 0, "threads": 0,
+    "kernels": 1,
+    "backends": 2, "data": 2,
+    "nn": 3,
+    "bench": 4, "cli": 4, "sklearn": 4, "distributed": 4, "plot": 4,
+}
+
+
+def _part(module: str) -> str:
+    """'nnaccel.backends.plans' -> 'backends'."""
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def _imports(path: Path, module: str):
+    """The nnaccel modules ``path`` imports (at the top or inside functions), absolute names."""
+    import ast
+
+    package = module.rsplit(".", 1)[0] if not path.name == "__init__.py" else module
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("nnaccel"):
+                names = [f"{target}.{alias.name}" for alias in node.names] if target.count(".") == 0 else [target]
+                yield from names
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name.startswith("nnaccel"))
+
+
+def test_dependencies_point_one_way():
+    """cli, sklearn, distributed, bench -> nn -> backends, data -> kernels -> core: nothing reaches up."""
+    modules = {f"nnaccel.{p.relative_to(ROOT / 'nnaccel').with_suffix('').as_posix().replace('/', '.')}": p
+               for p in (ROOT / "nnaccel").rglob("*.py")}
+    modules.update({f"nnaccel.kernels.{p.stem}": p for p in (ROOT / "kernels").glob("*.py")})
+    upward = []
+    for module, path in sorted(modules.items()):
+        module = module.removesuffix(".__init__")
+        part = _part(module)
+        if part not in LAYERS:
+            continue
+        for target in _imports(path, module):
+            target_part = _part(target)
+            if target_part in LAYERS and LAYERS[target_part] > LAYERS[part]:
+                upward.append(f"{module} imports {target}")
+    assert upward == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from ..core.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from . import array_updates
 from .base import Backend
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..nn.architecture import Architecture
+from ..core.architecture import Architecture
 
 Array = Any  # a backend's array type (numpy.ndarray, cupy.ndarray, ...)
 

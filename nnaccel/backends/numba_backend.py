@@ -29,7 +29,7 @@ from ..kernels import activations as scalar  # noqa: E402
 from ..kernels import numba_layers as layers  # noqa: E402
 from ..kernels import numba_network as network  # noqa: E402
 from ..kernels import numba_optim  # noqa: E402
-from ..nn.architecture import Architecture  # noqa: E402
+from ..core.architecture import Architecture  # noqa: E402
 from .base import Workspace  # noqa: E402
 from .packing import PackedLayout, pack, unpack  # noqa: E402
 from .numpy_backend import NumpyBackend  # noqa: E402

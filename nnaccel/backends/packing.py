@@ -13,7 +13,7 @@ import numpy as np
 
 from ..kernels import activations as scalar
 from ..kernels import numba_network as network
-from ..nn.architecture import Architecture
+from ..core.architecture import Architecture
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nn.architecture import Architecture
+from ..core.architecture import Architecture
 from ..optim import Hyperparameters, OptimizerState, resolve_optimizer
 
 Array = object  # a backend's array type

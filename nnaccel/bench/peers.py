@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from ..nn.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..core.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
 from ..nn.initialization import initial_params
 from .runners import DTYPE, LEARNING_RATE, Runner, RunnerUnavailable
 from .spec import NetSpec

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 from ..backends import BACKEND_NAMES
-from ..nn.activations import HIDDEN_ACTIVATIONS
-from ..nn.architecture import Architecture
+from ..core.activations import HIDDEN_ACTIVATIONS
+from ..core.architecture import Architecture
 
 # Peers: other libraries training the same network on the same data (see peers.py).
 PEER_NAMES = ("torch-cpu", "torch-cuda", "sklearn")

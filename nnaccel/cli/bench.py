@@ -7,7 +7,7 @@ import sys
 
 from ..backends import BACKEND_NAMES
 from ..io import check_writable
-from ..nn.activations import HIDDEN_ACTIVATIONS, OUTPUTS
+from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUTS
 
 DESCRIPTION = """\
 Time one full-batch training step (forward + backward + update, data already on the device) of each

@@ -27,7 +27,7 @@ from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features
 from ..errors import TrainingInterrupted
 from ..io import atomic_write, check_writable
 from ..nn import training
-from ..nn.activations import HIDDEN_ACTIVATIONS
+from ..core.activations import HIDDEN_ACTIVATIONS
 
 # The Playground's own defaults where it has one (lr 0.03, tanh, hidden 4,2, batch 10, ratio 50 %,
 # noise 0, features x1,x2); user data trains on 80 % and is standardised.

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ..nn.validation import resolve_dtype
+from ..core.validation import resolve_dtype
 from .playground import check_dataset, check_features, expand_features, make_dataset
 
 DEFAULT_CHUNK = 1 << 20

@@ -549,7 +549,7 @@ def host_chunks(source: DataSource, architecture, dtype, *, columns: int, order=
     source: ``(index, X, Y)``. ``order``: the chunk indices to visit (random-access sources;
     default all, in order). Every chunk is checked as it is read (shape, NaN or infinite values,
     labels that suit the output layer), with the columns it came from named in the error."""
-    from ..nn.validation import check_X, check_Y
+    from ..core.validation import check_X, check_Y
 
     if not source.random_access:
         for index, (X, Y, names) in enumerate(source.chunks()):

@@ -22,7 +22,7 @@ from ..backends import check_name
 from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
 from ..nn.training import RunSettings, TrainingState, check_hyperparameters, check_run, run_epochs
 from ..optim import Hyperparameters
-from ..nn.validation import check_X, check_Y
+from ..core.validation import check_X, check_Y
 from . import worker
 from .arrays import from_npy
 from .cluster import CONNECT_TIMEOUT, connect

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from ..backends import load_backend
-from ..nn.validation import check_X, check_Y
+from ..core.validation import check_X, check_Y
 
 # Each worker thread keeps the step buffers of the chunk widths it has seen, so a step allocates
 # no (p, m) arrays; per thread, because a worker may run several tasks at once.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .architecture import Architecture
+from ..core.architecture import Architecture
 
 # He for the relu family (Kaiming et al. 2015), LeCun for selu (Klambauer et al. 2017),
 # Glorot for the saturating and linear ones (Glorot and Bengio 2010).

@@ -17,9 +17,9 @@ from ..data.sources import as_source, check_source
 from ..io import atomic_write
 from ..optim import resolve_optimizer
 from . import training
-from .architecture import Architecture
+from ..core.architecture import Architecture
 from .initialization import initial_params
-from .validation import check_non_negative, check_positive, check_representable, check_seed, check_X, check_Y, resolve_dtype
+from ..core.validation import check_non_negative, check_positive, check_representable, check_seed, check_X, check_Y, resolve_dtype
 
 MODEL_FORMAT = "nnaccel-model"
 MODEL_FORMAT_VERSION = 1

@@ -2,7 +2,7 @@
 
 ONNX takes rows as examples, so a layer is ``Gemm(rows, W, b, transB=1)`` = rows W^T + b with W
 kept as nnaccel stores it, (p_i, p_{i-1}). Everything is float32 with a dynamic batch dimension.
-The activations use nnaccel's own constants (``nnaccel.nn.activations``), so onnxruntime computes
+The activations use nnaccel's own constants (``nnaccel.core.activations``), so onnxruntime computes
 what ``predict_proba`` does.
 
 - ``network_graph``: one input ``input`` (batch, n), one output ``output`` (batch, outputs), the
@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from ..core.activations import ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 
 # Opset 17 and IR version 8: what onnxruntime has run since 1.12, and most serving runtimes read.
 OPSET = 17

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..core.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
 
 # scikit-learn's names for the activations nnaccel has
 SKLEARN_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": "identity"}

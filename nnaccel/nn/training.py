@@ -41,7 +41,7 @@ from ..optim import (
     resolve_optimizer,
     resolve_schedule,
 )
-from .validation import check_non_negative, check_positive, check_X, check_Y
+from ..core.validation import check_non_negative, check_positive, check_X, check_Y
 
 
 @dataclass
