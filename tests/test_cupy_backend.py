@@ -246,9 +246,9 @@ def test_fused_kernel_is_used_for_small_networks(cupy):
     from nnaccel.core.architecture import Architecture
 
     backend = cupy_backend.CupyBackend()
-    assert backend.uses_fused(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
-    assert not backend.uses_fused(Architecture.build([784, 256, 10], "relu", "softmax"), np.float32)
-    assert not cupy_backend.CupyBackend(fused=False).uses_fused(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
+    assert backend.uses_fused_pass(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
+    assert not backend.uses_fused_pass(Architecture.build([784, 256, 10], "relu", "softmax"), np.float32)
+    assert not cupy_backend.CupyBackend(fused=False).uses_fused_pass(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
 
 
 @gpu

@@ -40,8 +40,8 @@ class ArrayApiBackend(Backend):
             return array
         return np.from_dlpack(array)
 
-    def to_float(self, scalar) -> float:
-        return float(scalar)
+    def to_float(self, value) -> float:
+        return float(value)
 
     def empty(self, shape, dtype):
         return self.xp.empty(shape, dtype=self._dtype(dtype))

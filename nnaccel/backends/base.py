@@ -38,8 +38,23 @@ class Workspace:
     scratch: list
 
 
+# The backend contract. Every backend implements the primitives (the base raises
+# NotImplementedError); a hook has a working default here that a backend overrides when it has
+# something better. tests/test_backend_contract.py checks every backend against these lists.
+PRIMITIVES = (
+    "asarray", "to_numpy", "to_float", "empty", "zeros", "copy", "matmul", "bias_activation",
+    "activation_backward", "output_loss_gradient", "output_activation", "row_sums", "update",
+    "momentum_update", "adam_update", "take_columns", "take_rows", "all_finite",
+)
+HOOKS = (
+    "indices", "synchronize", "stream_chunks", "memory_info", "threading_report", "uses_fused_pass",
+    "workspace", "plan", "loss_and_gradients", "forward", "loss_sum",
+)
+
+
 class Backend:
-    """Array operations every backend provides; subclasses implement the primitives."""
+    """Array operations every backend provides: the ``PRIMITIVES`` (subclasses implement them) and
+    the ``HOOKS`` (defaults here, overridden where a backend does better)."""
 
     name = "base"
     # what ``workspace`` builds: Workspace, or a subclass holding a backend's own buffers too
@@ -57,7 +72,7 @@ class Backend:
         """Copy a backend array to a NumPy array on the host."""
         raise NotImplementedError
 
-    def to_float(self, scalar) -> float:
+    def to_float(self, value) -> float:
         """Read a backend scalar as a Python float (on a GPU this synchronises)."""
         raise NotImplementedError
 
@@ -137,8 +152,30 @@ class Backend:
     def all_finite(self, array: Array) -> bool:
         raise NotImplementedError
 
+    # ----- hooks: defaults a backend may override --------------------------------------------------
     def synchronize(self) -> None:
         """Wait for queued work to finish (a no-op on the CPU); for timing only."""
+
+    def stream_chunks(self, chunks, dtype):
+        """Host chunk pairs (X, Y) as backend arrays, in order (``data.sources.device_chunks``).
+        A GPU backend overrides it to copy the next chunk while the current one computes; it may
+        hold a host chunk until copied (the reader never reuses one)."""
+        return ((self.asarray(X, dtype), self.asarray(Y, dtype)) for X, Y in chunks)
+
+    def memory_info(self) -> tuple[int, int] | None:
+        """(free, total) bytes of the device's memory, or None where the backend does not track
+        it (the CPU backends: host memory is the operating system's)."""
+        return None
+
+    def threading_report(self) -> dict | None:
+        """The backend's thread pool (library version, layer, thread count) for ``nnaccel info``,
+        or None when it runs no pool of its own."""
+        return None
+
+    def uses_fused_pass(self, architecture: Architecture, dtype=None) -> bool:
+        """Whether ``loss_and_gradients`` runs ``architecture`` through a fully fused
+        whole-network kernel (each backend has its own width limit; none here)."""
+        return False
 
     # ----- buffers ---------------------------------------------------------------------------------
     def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:

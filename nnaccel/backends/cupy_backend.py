@@ -136,8 +136,8 @@ class CupyBackend(Backend):
     def to_numpy(self, array) -> np.ndarray:
         return self.xp.asnumpy(array)
 
-    def to_float(self, scalar_value) -> float:
-        return float(scalar_value)  # a device scalar: this copies to the host and synchronises
+    def to_float(self, value) -> float:
+        return float(value)  # a device scalar: this copies to the host and synchronises
 
     def empty(self, shape, dtype):
         return self._allocate(lambda: self.xp.empty(shape, dtype=dtype), "a buffer", shape, dtype)
@@ -219,8 +219,10 @@ class CupyBackend(Backend):
                 )
             ) from error
 
-    def uses_fused(self, architecture, dtype) -> bool:
-        """Whether ``loss_and_gradients`` runs this network through the fully fused kernel."""
+    def uses_fused_pass(self, architecture, dtype=None) -> bool:
+        """Whether ``loss_and_gradients`` runs this network through the fully fused kernel
+        (``cuda_fused.fits_fused``: at most 16 units a layer, a register-sized parameter count)."""
+        dtype = np.float32 if dtype is None else dtype
         if not self.fused:
             return False
         kernels = self._fused()
@@ -228,7 +230,7 @@ class CupyBackend(Backend):
 
     def loss_and_gradients(self, architecture, params, X, Y, workspace, grads, scale):
         try:
-            if self.uses_fused(architecture, X.dtype):
+            if self.uses_fused_pass(architecture, X.dtype):
                 return self._fused_loss_and_gradients(architecture, params, X, Y, workspace, grads, scale)
             return super().loss_and_gradients(architecture, params, X, Y, workspace, grads, scale)
         except self.xp.cuda.memory.OutOfMemoryError as error:

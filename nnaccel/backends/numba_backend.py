@@ -57,8 +57,9 @@ class NumbaBackend(NumpyBackend):
         self.fused_max_width = int(fused_max_width)
         self.block = None if block is None else int(block)
 
-    def uses_fused_pass(self, architecture: Architecture) -> bool:
-        """True when every layer of ``architecture`` (input included) is narrow enough to fuse."""
+    def uses_fused_pass(self, architecture: Architecture, dtype=None) -> bool:
+        """True when every layer of ``architecture`` (input included) has at most
+        ``fused_max_width`` units (any dtype)."""
         return max(architecture.layers) <= self.fused_max_width
 
     def plan(self, architecture: Architecture, dtype, batch_size: int | None, optimizer=None):
@@ -70,6 +71,9 @@ class NumbaBackend(NumpyBackend):
         if self.uses_fused_pass(architecture):
             return FusedEpochPlan(self, architecture, dtype, batch_size, optimizer)
         return LayeredStepPlan(self, architecture, dtype, batch_size, optimizer)
+
+    def threading_report(self) -> dict:
+        return _threading_report()
 
     # ----- primitives on fused kernels ---------------------------------------------------------------
     def bias_activation(self, A, b, activation, scratch):
@@ -321,7 +325,7 @@ def _fast(array) -> bool:
     return array.dtype == np.float32
 
 
-def threading_report() -> dict:
+def _threading_report() -> dict:
     """Numba's version, threading layer and thread count (runs one tiny cached parallel kernel,
     since Numba picks its threading layer at the first parallel call)."""
     import numba

@@ -26,8 +26,8 @@ class NumpyBackend(Backend):
     def to_numpy(self, array) -> np.ndarray:
         return np.asarray(array)
 
-    def to_float(self, scalar) -> float:
-        return float(scalar)
+    def to_float(self, value) -> float:
+        return float(value)
 
     def empty(self, shape, dtype) -> np.ndarray:
         return np.empty(shape, dtype=dtype)

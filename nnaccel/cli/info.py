@@ -48,9 +48,9 @@ def _numba() -> dict:
     if reason is not None:
         return {"error": reason}
     try:
-        from ..backends.numba_backend import threading_report  # imports numba: only when asked
+        from ..backends import load_backend  # imports numba: only when asked
 
-        return threading_report()
+        return load_backend("numba").threading_report()
     except Exception as error:  # a broken Numba install is worth showing, not a crash of `info`
         return {"error": f"{type(error).__name__}: {error}"}
 

@@ -15,7 +15,7 @@ holds a few chunks at a time, so memory is bounded by the chunk width, whatever 
 
 ``as_source(X, Y)`` turns what a user passes to ``fit`` into a source (None for in-memory arrays,
 which keep the in-memory path). The backend moves chunks to its device through
-``device_chunks``: a backend with a ``stream_chunks(chunks, dtype)`` method (CuPy: copy the next
+``device_chunks``: the backend's ``stream_chunks(chunks, dtype)`` hook (CuPy: copy the next
 chunk host-to-device while the current one computes) takes the transfer over.
 """
 
@@ -661,11 +661,6 @@ def prefetch(items: Iterable, depth: int = 1) -> Iterator:
 
 
 def device_chunks(backend, chunks: Iterable, dtype) -> Iterator:
-    """Host chunk pairs moved to ``backend``'s device. A backend with ``stream_chunks(chunks,
-    dtype)`` takes the transfer over (to overlap the copy of the next chunk with the current
-    one's work); it must yield each pair as backend arrays, in order, and may hold a host chunk
-    until it has been copied (host chunks are never reused by the reader)."""
-    stream = getattr(backend, "stream_chunks", None)
-    if stream is not None:
-        return iter(stream(chunks, dtype))
-    return ((backend.asarray(X, dtype), backend.asarray(Y, dtype)) for X, Y in chunks)
+    """Host chunk pairs moved to ``backend``'s device by its ``stream_chunks`` hook (a GPU
+    backend overlaps the copy of the next chunk with the current one's work)."""
+    return iter(backend.stream_chunks(chunks, dtype))
