@@ -40,7 +40,7 @@ def in_process_step(m: int, chunk: int, backend: str):
     net = nna.Network(LAYERS, seed=0, backend=backend, dtype="float32")
     X = net.backend.asarray(np.concatenate([X for X, _ in parts], axis=1), net.dtype)
     Y = net.backend.asarray(np.concatenate([Y for _, Y in parts], axis=1), net.dtype)
-    grads = net._gradient_buffers()
+    grads = net.gradient_buffers()
     return lambda: net.backend.to_float(full_batch_step(net, X, Y, grads, 0.1))
 
 

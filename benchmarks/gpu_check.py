@@ -221,7 +221,7 @@ def time_mini_batch(runner, layers, activation, output, m, batch, case_seconds) 
     order = epoch_order(0, 0, m)
 
     def epoch():
-        plan.epoch(network._params, data, order, Hyperparameters(1e-3))
+        plan.epoch(network.parameters, data, order, Hyperparameters(1e-3))
 
     if runner.startswith("cupy"):
         return cuda_event_seconds(epoch, case_seconds)

@@ -69,7 +69,7 @@ def nnaccel_step(backend: str, layers, activation, output, X, Y):
     network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
     X_backend = network.backend.asarray(X, network.dtype)
     Y_backend = network.backend.asarray(Y, network.dtype)
-    grads = network._gradient_buffers()
+    grads = network.gradient_buffers()
 
     def step():
         full_batch_step(network, X_backend, Y_backend, grads, lr=0.1)
@@ -271,7 +271,7 @@ def first_step_child(net: str) -> dict:
         layers, activation, output = [784, 256, 10], "relu", "softmax"
         X, Y = mnist_like_data(10_000)
     network = nna.Network(layers, activation, output, backend="numba", dtype="float32")
-    grads = network._gradient_buffers()
+    grads = network.gradient_buffers()
     step_times = [time_once(lambda: full_batch_step(network, X, Y, grads, lr=0.1)) for _ in range(4)]
     return {"net": net, "import_s": IMPORT_SECONDS, "first_s": step_times[0], "later_s": statistics.median(step_times[1:])}
 

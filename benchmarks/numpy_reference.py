@@ -43,7 +43,7 @@ def measure(m: int, repeat: int) -> dict:
     data_bytes = X.nbytes + Y.nbytes
 
     backend = network.backend
-    grads = network._gradient_buffers()
+    grads = network.gradient_buffers()
     full_batch_step(network, X, Y, grads, lr=0.1)  # warm-up: allocates the workspace
     times = []
     for _ in range(repeat):

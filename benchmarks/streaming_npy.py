@@ -64,13 +64,13 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict
         X = np.ascontiguousarray(X_map[:, :columns], net.dtype)
         Y = np.ascontiguousarray(Y_map[:, :columns], net.dtype)
         backend_object = net.backend
-        grads = net._gradient_buffers()
-        workspace = net._workspace(columns)
-        backend_object.loss_and_gradients(net.architecture, net._params, X, Y, workspace, grads, 1.0 / source.m)
+        grads = net.gradient_buffers()
+        workspace = net.workspace(columns)
+        backend_object.loss_and_gradients(net.architecture, net.parameters, X, Y, workspace, grads, 1.0 / source.m)
         repeats = 30
         started = time.perf_counter()
         for _ in range(repeats):
-            backend_object.loss_and_gradients(net.architecture, net._params, X, Y, workspace, grads, 1.0 / source.m)
+            backend_object.loss_and_gradients(net.architecture, net.parameters, X, Y, workspace, grads, 1.0 / source.m)
         seconds = (time.perf_counter() - started) / (repeats * columns) * source.m
         _, peak = resident_bytes()
         return {"seconds": seconds, "peak_rss": peak, "rss_before": before, "chunk_columns": columns}

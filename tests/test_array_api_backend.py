@@ -29,7 +29,7 @@ def strict_backend():
 
 def test_strict_arrays_reach_the_passes(strict_backend):
     network = nna.Network([2, 3, 1], backend=strict_backend)
-    W, _ = network._params[0]
+    W, _ = network.parameters[0]
     assert type(W).__module__.startswith("array_api_strict")
     with pytest.raises(IndexError):  # the strictness the tests rely on: no flat indexing of 2-D
         W[:1]

@@ -314,9 +314,9 @@ def test_a_mini_batch_epoch_never_synchronises(cupy_backend_instance, layers):
     plan = network.plan(32)
     data = plan.load(X, Y)
     order = epoch_order(0, 0, 2000)
-    plan.epoch(network._params, data, order, Hyperparameters(0.1))  # compile and allocate first
+    plan.epoch(network.parameters, data, order, Hyperparameters(0.1))  # compile and allocate first
     with cupyx.allow_synchronize(False):
-        total = plan.epoch(network._params, data, order, Hyperparameters(0.1))
+        total = plan.epoch(network.parameters, data, order, Hyperparameters(0.1))
     assert np.isfinite(cupy_backend_instance.to_float(total))
 
 
@@ -328,9 +328,9 @@ def test_streamed_gradients_equal_full_batch(cupy_backend_instance):
     X, Y = rng.normal(size=(3, 10_000)), (rng.random((1, 10_000)) > 0.5).astype(float)
     network = nna.Network([3, 5, 1], backend=cupy_backend_instance, dtype="float64")
     backend = cupy_backend_instance
-    grads = network._gradient_buffers()
+    grads = network.gradient_buffers()
     total = backend.streamed_loss_and_gradients(
-        Architecture.build([3, 5, 1], "tanh", "sigmoid"), network._params, X, Y, grads, chunk=3333
+        Architecture.build([3, 5, 1], "tanh", "sigmoid"), network.parameters, X, Y, grads, chunk=3333
     )
     loss, expected = nna.Network([3, 5, 1], backend="numpy", dtype="float64").gradients(X, Y)
     assert backend.to_float(total) / 10_000 == pytest.approx(loss, rel=1e-10)

@@ -102,7 +102,7 @@ def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: 
     hyper = Hyperparameters(LEARNING_RATE)
 
     def step():
-        return plan.epoch(network._params, data, order, hyper)
+        return plan.epoch(network.parameters, data, order, hyper)
 
     return Runner(
         name=name,

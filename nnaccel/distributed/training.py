@@ -211,7 +211,7 @@ class DataParallel:
         loss, grads = self.gradients()
         backend = self.network.backend
         grads = [(backend.asarray(dW, self.dtype), backend.asarray(db, self.dtype)) for dW, db in grads]
-        plan.update(self.network._params, grads, hyper)
+        plan.update(self.network.parameters, grads, hyper)
         return np.float64(loss), self.m
 
     def mean_loss(self) -> float:
@@ -293,4 +293,4 @@ def _client_loss(network, data: tuple) -> Callable[[], float]:
     backend = network.backend
     X = backend.asarray(data[0], network.dtype)
     Y = backend.asarray(data[1], network.dtype)
-    return lambda: network._mean_loss(X, Y)
+    return lambda: network.mean_loss_on_backend(X, Y)

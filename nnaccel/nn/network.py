@@ -115,11 +115,22 @@ class Network:
     def _to_backend(self, params) -> list:
         return [(self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype)) for W, b in params]
 
-    def _gradient_buffers(self) -> list:
-        """Backend arrays [(dW, db)] shaped like the parameters."""
+    # ----- the parameters on the backend, for training code -----------------------------------------
+    @property
+    def parameters(self) -> list:
+        """The live [(W, b)] backend arrays that training updates in place (``get_params`` gives
+        NumPy copies). Assigning a list of backend arrays shaped alike replaces them."""
+        return self._params
+
+    @parameters.setter
+    def parameters(self, params: list) -> None:
+        self._params = params
+
+    def gradient_buffers(self) -> list:
+        """New backend arrays [(dW, db)] shaped like the parameters."""
         return [(self.backend.empty(W.shape, self.dtype), self.backend.empty(b.shape, self.dtype)) for W, b in self._params]
 
-    def _workspace(self, m: int):
+    def workspace(self, m: int):
         """The step buffers for batch size m, the full-batch plan's (allocated once per size)."""
         return self.plan(None).workspace(m)
 
@@ -179,9 +190,9 @@ class Network:
             return training.streamed_mean_loss(self, source)
         X = check_X(X, self.architecture)
         Y = check_Y(Y, self.architecture, X.shape[1])
-        return self._mean_loss(self.backend.asarray(X, self.dtype), self.backend.asarray(Y, self.dtype))
+        return self.mean_loss_on_backend(self.backend.asarray(X, self.dtype), self.backend.asarray(Y, self.dtype))
 
-    def _mean_loss(self, X, Y) -> float:
+    def mean_loss_on_backend(self, X, Y) -> float:
         """Mean loss of backend arrays X (n, m), Y (outputs, m), evaluated in column chunks."""
         m = X.shape[1]
         total = 0.0
@@ -203,13 +214,13 @@ class Network:
         Y = check_Y(Y, self.architecture, X.shape[1])
         m = X.shape[1]
         backend = self.backend
-        grads = self._gradient_buffers()
+        grads = self.gradient_buffers()
         loss = backend.loss_and_gradients(
             self.architecture,
             self._params,
             backend.asarray(X, self.dtype),
             backend.asarray(Y, self.dtype),
-            self._workspace(m),
+            self.workspace(m),
             grads,
             1.0 / m,
         )

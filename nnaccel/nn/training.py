@@ -224,7 +224,7 @@ def run_epochs(
     started = time.perf_counter()
     stop = False
     for epoch in range(start_epoch, epochs):
-        params = network._params
+        params = network.parameters
         hyper = settings.hyper if schedule is None else Hyperparameters(state.schedule.lr, settings.hyper.l1, settings.hyper.l2)
         snapshot = [(backend.copy(W), backend.copy(b)) for W, b in params]
         optimizer_snapshot = plan.snapshot_state()
@@ -237,7 +237,7 @@ def run_epochs(
         except Exception:  # bad data found mid-epoch (a streamed chunk), a read error: keep the epoch's start
             _restore(network, plan, snapshot, optimizer_snapshot)
             raise
-        params = network._params
+        params = network.parameters
         if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in params):
             _restore(network, plan, snapshot, optimizer_snapshot)
             raise TrainingDiverged(
@@ -269,7 +269,7 @@ def run_epochs(
     if stop and stopping is not None and stopping.restore_best and state.stopping.best_params:
         # only when stopped early: a run that used all its epochs keeps the last one's parameters,
         # so continuing it (more epochs, a resume) equals one longer run
-        network._params = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping.best_params]
+        network.parameters = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping.best_params]
     if progress:
         print(file=sys.stderr)
     return history
@@ -277,12 +277,12 @@ def run_epochs(
 
 def _start_state(network, state: TrainingState, settings: RunSettings, epochs: int) -> None:
     """Load a saved state into the plan, or start fresh ones; bind the state to the plan."""
-    plan, params = settings.plan, network._params
+    plan, params = settings.plan, network.parameters
     if state.optimizer is not None:
         plan.load_state(params, state.optimizer)
     else:
         plan.reset_state(params)
-    state._read_optimizer = lambda: plan.state_to_host(network._params)
+    state._read_optimizer = lambda: plan.state_to_host(network.parameters)
     if settings.schedule is not None and state.schedule is None:
         state.schedule = settings.schedule.start(settings.hyper.lr, epochs, settings.examples)
     if settings.stopping is not None and state.stopping is None:
@@ -300,7 +300,7 @@ def _after_epoch(network, state: TrainingState, settings: RunSettings, epoch: in
     if settings.stopping is not None:
         backend = network.backend
         value = settings.stopping.value(network, history)
-        copies = lambda: [(backend.copy(W), backend.copy(b)) for W, b in network._params]  # noqa: E731
+        copies = lambda: [(backend.copy(W), backend.copy(b)) for W, b in network.parameters]  # noqa: E731
         stop = settings.stopping.after_epoch(state.stopping, epoch + 1, value, copies) or stop
         history["best_epoch"] = state.stopping.best_epoch
         history["last_epoch"] = epoch + 1
@@ -308,7 +308,7 @@ def _after_epoch(network, state: TrainingState, settings: RunSettings, epoch: in
 
 
 def _restore(network, plan, params: list, optimizer_state) -> None:
-    network._params = params
+    network.parameters = params
     plan.restore_state(optimizer_state)
 
 
@@ -316,7 +316,7 @@ def full_batch_step(network, X, Y, lr: float, l1: float = 0.0, l2: float = 0.0):
     """One step of gradient descent on backend arrays X (n, m), Y (outputs, m): forward, backward,
     update, through the network's full-batch plan. Returns the summed loss as a backend scalar
     (nothing is read back to the host). Plain gradient descent: no optimizer state."""
-    return network.plan(None).step(network._params, X, Y, Hyperparameters(lr, l1, l2))
+    return network.plan(None).step(network.parameters, X, Y, Hyperparameters(lr, l1, l2))
 
 
 def _in_memory_epochs(network, optimizer, X, Y, batch_size, shuffle, seed) -> tuple:
@@ -328,7 +328,7 @@ def _in_memory_epochs(network, optimizer, X, Y, batch_size, shuffle, seed) -> tu
 
     def run_epoch(epoch: int, hyper: Hyperparameters) -> tuple:
         order = epoch_order(seed, epoch, m) if shuffle and plan.gathers_batches(m) else None
-        return plan.epoch(network._params, data, order, hyper), m
+        return plan.epoch(network.parameters, data, order, hyper), m
 
     return plan, run_epoch
 
@@ -343,13 +343,13 @@ def _streamed_epochs(network, optimizer, source: DataSource, batch_size, shuffle
     columns = default_chunk_columns(network.architecture, network.dtype)
     full_batch = batch_size is None or (source.m is not None and batch_size >= source.m)
     plan = network.plan(None if full_batch else int(batch_size), optimizer)
-    chunk_grads = network._gradient_buffers() if full_batch else None
+    chunk_grads = network.gradient_buffers() if full_batch else None
 
     def run_epoch(epoch: int, hyper: Hyperparameters) -> tuple:
         if full_batch:
-            grads = plan.gradient_buffers(network._params)
+            grads = plan.gradient_buffers(network.parameters)
             total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
-            plan.update(network._params, grads, hyper)
+            plan.update(network.parameters, grads, hyper)
             return total, seen
         order = None
         if shuffle and source.random_access:
@@ -374,8 +374,8 @@ def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: 
         for X, Y in device_chunks(backend, ((X, Y) for _, X, Y in chunks), network.dtype):
             width = X.shape[1]
             target = grads if seen == 0 else chunk_grads
-            workspace = network._workspace(width)
-            total = total + backend.loss_and_gradients(architecture, network._params, X, Y, workspace, target, scale)
+            workspace = network.workspace(width)
+            total = total + backend.loss_and_gradients(architecture, network.parameters, X, Y, workspace, target, scale)
             if seen:
                 for (dW, db), (dW_chunk, db_chunk) in zip(grads, chunk_grads):
                     dW += dW_chunk  # dW = (1/m) sum over chunks of dA H_prev^T
@@ -397,7 +397,7 @@ def _streamed_mini_batch_epoch(network, plan, blocks, hyper: Hyperparameters) ->
         for X_block, Y_block in device_chunks(backend, host_blocks, network.dtype):
             X = _as_columns(X_block)
             Y = _as_columns(Y_block)
-            total = total + plan.run_batches(network._params, X, Y, hyper)
+            total = total + plan.run_batches(network.parameters, X, Y, hyper)
             seen += X.shape[1]
     return total, seen
 
@@ -414,8 +414,8 @@ def source_gradients(network, source: DataSource) -> tuple:
     """(mean loss, [(dW, db)] as NumPy arrays) over a source, read chunk by chunk."""
     check_source(source, network.architecture)
     backend = network.backend
-    grads = network._gradient_buffers()
-    total, m = accumulate_gradients(network, source, grads, network._gradient_buffers())
+    grads = network.gradient_buffers()
+    total, m = accumulate_gradients(network, source, grads, network.gradient_buffers())
     return backend.to_float(total) / m, [(backend.to_numpy(dW), backend.to_numpy(db)) for dW, db in grads]
 
 
@@ -426,7 +426,7 @@ def streamed_mean_loss(network, source: DataSource) -> float:
     total, seen = 0.0, 0
     with contextlib.closing(prefetch(host_chunks(source, architecture, network.dtype, columns=columns))) as chunks:
         for X, Y in device_chunks(backend, ((X, Y) for _, X, Y in chunks), network.dtype):
-            total = total + backend.loss_sum(architecture, network._params, X, Y, network._workspace(X.shape[1]))
+            total = total + backend.loss_sum(architecture, network.parameters, X, Y, network.workspace(X.shape[1]))
             seen += X.shape[1]
     return backend.to_float(total) / seen
 
@@ -453,7 +453,7 @@ def _validation_measure(network, validation) -> Callable[[], float]:
     backend = network.backend
     X_validation = backend.asarray(validation[0], network.dtype)
     Y_validation = backend.asarray(validation[1], network.dtype)
-    return lambda: network._mean_loss(X_validation, Y_validation)
+    return lambda: network.mean_loss_on_backend(X_validation, Y_validation)
 
 
 def _print_progress(epoch: int, epochs: int, history: dict, elapsed: float) -> None:
