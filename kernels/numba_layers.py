@@ -169,6 +169,43 @@ def derivative_row(dH, H, code, start=0.0):
     return total
 
 
+@numba.njit(inline="always", **OPTIONS)
+def activate_value(a, code, fast):
+    """act(a) for hidden activation ``code``, one value: the dispatch of ``activate_row`` for
+    code that handles one example at a time (the row versions keep the branch outside their loops)."""
+    if code == TANH:
+        return tanh_rational(a) if fast else tanh(a)
+    if code == SIGMOID:
+        return sigmoid_from_exp(a, exp_negative_float32(abs(a))) if fast else sigmoid(a)
+    if code == RELU:
+        return relu(a)
+    if code == LEAKY_RELU:
+        return leaky_relu(a)
+    if code == ELU:
+        return elu(a)
+    if code == SELU:
+        return selu(a)
+    return a
+
+
+@numba.njit(inline="always", **OPTIONS)
+def derivative_value(h, code):
+    """act'(A) written from h = act(A), one value: the dispatch of ``derivative_row``."""
+    if code == TANH:
+        return tanh_derivative(h)
+    if code == SIGMOID:
+        return sigmoid_derivative(h)
+    if code == RELU:
+        return relu_derivative(h)
+    if code == LEAKY_RELU:
+        return leaky_relu_derivative(h)
+    if code == ELU:
+        return elu_derivative(h)
+    if code == SELU:
+        return selu_derivative(h)
+    return identity_derivative(h)
+
+
 @numba.njit(**ROW_SUM_OPTIONS)
 def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
     """A sigmoid or identity output row: A[a_row, a_col:a_col+width] holds W H without the bias and

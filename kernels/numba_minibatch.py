@@ -31,45 +31,29 @@ from .numba_network import _forward_block
 
 from .numba_optim import update_parameters
 from .numba_layers import (
-    ELU,
-    LEAKY_RELU,
     IDENTITY,
     OPTIONS,
     OUTPUT_SIGMOID,
-    RELU,
-    SELU,
     SIGMOID,
-    TANH,
     OUTPUT_SOFTMAX,
     ROW_OPTIONS,
     ZERO,
     activate_row,
+    activate_value,
     add_products,
     combine_rows,
     derivative_row,
-    elu,
-    elu_derivative,
+    derivative_value,
     exp_negative,
     exp_negative_float32,
-    identity_derivative,
-    leaky_relu,
-    leaky_relu_derivative,
     log1p_unit_float32,
     output_row,
-    relu,
-    relu_derivative,
     row_sum,
-    selu,
-    selu_derivative,
     sigmoid,
     sigmoid_cross_entropy,
-    sigmoid_derivative,
     sigmoid_from_exp,
     softmax_block,
     softmax_forward_block,
-    tanh,
-    tanh_derivative,
-    tanh_rational,
 )
 
 # Batches below this size go one example at a time through scalar loops: with a few examples a
@@ -117,42 +101,6 @@ def block_gradients(
 
 
 # ----- one example at a time: the small-batch path ------------------------------------------------
-@numba.njit(inline="always", **OPTIONS)
-def _activate(a, code, fast):
-    """act(a) for hidden activation ``code`` (the formulas of ``activate_row``)."""
-    if code == TANH:
-        return tanh_rational(a) if fast else tanh(a)
-    if code == SIGMOID:
-        return sigmoid_from_exp(a, exp_negative_float32(abs(a))) if fast else sigmoid(a)
-    if code == RELU:
-        return relu(a)
-    if code == LEAKY_RELU:
-        return leaky_relu(a)
-    if code == ELU:
-        return elu(a)
-    if code == SELU:
-        return selu(a)
-    return a
-
-
-@numba.njit(inline="always", **OPTIONS)
-def _derivative(h, code):
-    """act'(A) written from H = act(A) (the formulas of ``derivative_row``)."""
-    if code == TANH:
-        return tanh_derivative(h)
-    if code == SIGMOID:
-        return sigmoid_derivative(h)
-    if code == RELU:
-        return relu_derivative(h)
-    if code == LEAKY_RELU:
-        return leaky_relu_derivative(h)
-    if code == ELU:
-        return elu_derivative(h)
-    if code == SELU:
-        return selu_derivative(h)
-    return identity_derivative(h)
-
-
 @numba.njit(inline="always", **OPTIONS)
 def _output_gradient(h, first, outputs, Y, column, code, fast):
     """The output units h[first:first+outputs] hold A_L = W H + b and become dA_L = H_L - Y for
@@ -207,7 +155,7 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
             weights = weight_offsets[layer] + i * fan_in
             for k in range(fan_in):
                 a += theta[weights + k] * h[inputs + k]
-            h[outputs + i] = a if layer == depth - 1 else _activate(a, codes[layer], fast)
+            h[outputs + i] = a if layer == depth - 1 else activate_value(a, codes[layer], fast)
     loss = _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)  # dA_L = H_L - Y
     for layer in range(depth - 1, -1, -1):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
@@ -225,7 +173,7 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
             dH = ZERO * h[0]
             for i in range(fan_out):
                 dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
-            h[inputs + k] = dH * _derivative(h[inputs + k], codes[layer - 1])
+            h[inputs + k] = dH * derivative_value(h[inputs + k], codes[layer - 1])
     return loss
 
 
