@@ -5,7 +5,7 @@ other, using only arithmetic, comparisons and the ``math`` module. That makes ea
 compilable, unchanged, by every compiler the backends use:
 
 * a CPU kernel compiles one with ``numba.njit(function, inline="always", cache=True)`` (see
-  ``kernels/numba_layers.py``) and calls the result inside its loops, so LLVM sees the arithmetic
+  ``kernels/numba_rows.py``) and calls the result inside its loops, so LLVM sees the arithmetic
   and can vectorise across examples;
 * a CUDA kernel compiles one with ``numba.cuda.jit(function, device=True, inline=True)`` and calls
   it from a ``numba.cuda.jit`` kernel (one thread per entry or per example);

@@ -30,18 +30,17 @@ import math
 from .numba_network import _forward_block
 
 from .numba_optim import update_parameters
-from .numba_layers import (
+from .numba_products import add_products, combine_rows
+from .numba_rows import (
     IDENTITY,
     OPTIONS,
     OUTPUT_SIGMOID,
-    SIGMOID,
     OUTPUT_SOFTMAX,
     ROW_OPTIONS,
+    SIGMOID,
     ZERO,
     activate_row,
     activate_value,
-    add_products,
-    combine_rows,
     derivative_row,
     derivative_value,
     exp_negative,

@@ -30,21 +30,23 @@ import numba
 import numpy as np
 from numba import prange
 
-from .numba_layers import (
-    OPTIONS,
-    ROW_OPTIONS,
-    OUTPUT_SOFTMAX,
+from .numba_products import (
     PAIR_MAX_COUNT,
-    SIGMOID,
-    IDENTITY,
-    OUTPUT_SIGMOID,
-    ZERO,
-    activate_row,
     add_products,
     add_products_pair,
     backward_row_pair,
     combine_row_pair,
     combine_rows,
+)
+from .numba_rows import (
+    IDENTITY,
+    OPTIONS,
+    OUTPUT_SIGMOID,
+    OUTPUT_SOFTMAX,
+    ROW_OPTIONS,
+    SIGMOID,
+    ZERO,
+    activate_row,
     derivative_row,
     output_row,
     row_sum,

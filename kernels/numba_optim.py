@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from .numba_layers import OPTIONS
+from .numba_rows import OPTIONS
 
 # update rules
 RULE_SGD, RULE_MOMENTUM, RULE_ADAM = 0, 1, 2

@@ -82,7 +82,7 @@ def test_every_backend_computes_the_tables_activation_and_derivative(backend, dt
 @pytest.mark.parametrize("dtype,tolerance", [(np.float64, 1e-12), (np.float32, 2e-6)])
 def test_the_numba_scalar_dispatch_computes_the_table(name, dtype, tolerance):
     numba = pytest.importorskip("numba")
-    from nnaccel.kernels.numba_layers import activate_value, derivative_value
+    from nnaccel.kernels.numba_rows import activate_value, derivative_value
 
     @numba.njit
     def walk(values, code, fast, forward):

@@ -176,18 +176,18 @@ def test_float32_sigmoid_and_cross_entropy_are_accurate_in_both_tails():
     """The float32 kernels' sigmoid output and binary cross-entropy against float64 NumPy, relative
     error, for pre-activations from -87 to 87 (a sigmoid from (1 + tanh(a/2)) / 2 fails this far
     out on the negative side: 1 + tanh cancels)."""
-    from nnaccel.kernels import numba_layers
+    from nnaccel.kernels import numba_rows
 
     a = np.concatenate([np.linspace(-87.0, 87.0, 20001), np.logspace(-6.0, 1.9, 300), -np.logspace(-6.0, 1.9, 300)])
     A = a.astype(np.float32).reshape(1, -1)
     a = A[0].astype(np.float64)
     H = A[0].copy()
-    numba_layers.activate_row(H, np.float32(0.0), numba_layers.SIGMOID, True)
+    numba_rows.activate_row(H, np.float32(0.0), numba_rows.SIGMOID, True)
     expected_H = 1.0 / (1.0 + np.exp(-a))
     assert np.max(np.abs(H / expected_H - 1.0)) < 3e-7
     Y = (np.arange(A.shape[1]) % 2).astype(np.float32).reshape(1, -1)
     dA = A.copy()
-    loss = numba_layers.output_row(dA, 0, 0, np.float32(0.0), Y, 0, 0, A.shape[1], numba_layers.OUTPUT_SIGMOID, True)
+    loss = numba_rows.output_row(dA, 0, 0, np.float32(0.0), Y, 0, 0, A.shape[1], numba_rows.OUTPUT_SIGMOID, True)
     y = Y[0].astype(np.float64)
     expected_loss = np.logaddexp(0.0, a) - a * y
     assert abs(loss / expected_loss.sum() - 1.0) < 1e-6
@@ -284,7 +284,7 @@ def test_mini_batch_training_with_regularisation_matches_numpy(path):
 def test_row_pair_kernel_matches_numpy_for_every_count(dtype):
     """combine_row_pair (two rows of W H, or of W^T dA down W's columns, in one pass) against
     NumPy's products, for every count it takes and widths that are not a multiple of the vector."""
-    from nnaccel.kernels.numba_layers import PAIR_MAX_COUNT, combine_row_pair
+    from nnaccel.kernels.numba_products import PAIR_MAX_COUNT, combine_row_pair
 
     rng = np.random.default_rng(7)
     width = 37
@@ -307,7 +307,7 @@ def test_row_pair_kernel_matches_numpy_for_every_count(dtype):
 def test_backward_row_pair_matches_numpy_for_every_activation_and_count(activation, dtype):
     """backward_row_pair: two rows of H_prev become dA_prev = (W^T dA) * act'(H_prev) in one pass,
     returning their sums (db_prev), against NumPy's product and the NumPy backend's derivative."""
-    from nnaccel.kernels.numba_layers import PAIR_MAX_COUNT, backward_row_pair
+    from nnaccel.kernels.numba_products import PAIR_MAX_COUNT, backward_row_pair
 
     rng = np.random.default_rng(11)
     width = 37

@@ -1,0 +1,296 @@
+"""The Numba kernels' building blocks: compile options, the activation table compiled for the CPU,
+and the row helpers that run one row segment at a time inside the parallel and serial kernels.
+
+The scalar math comes from ``kernels/activations.py``, compiled here with ``numba.njit``. The
+``fast`` flag (set for float32 data) selects the library-free tanh, sigmoid and cross-entropy,
+which LLVM vectorises; float64 uses the exact libm functions. The row helpers allocate nothing
+and take 1-D views whose loops start at 0, so LLVM vectorises them.
+"""
+
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+from . import activations as act
+
+# error_model="numpy": division gives inf/nan instead of a Python-style ZeroDivisionError check,
+# which would stop LLVM from vectorising any loop with a division in it.
+# Contraction fuses a * b + c into one FMA instruction (one rounding instead of two): half the
+# arithmetic of the products and polynomials, and the same result on every run.
+OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True, "fastmath": {"contract"}}
+# Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes);
+# only the functions that return a sum get it (sums over a tile then differ from a sequential sum
+# in the last bits, the same on every run).
+SUM_OPTIONS = dict(OPTIONS, fastmath={"reassoc", "contract", "nsz"})
+# The row helpers below run inside the parallel loops and allocate nothing, so they are compiled
+# without Numba's reference counting (``_nrt=False``, as Numba compiles its own non-allocating
+# helpers). With it, every call and every row view increments and decrements its array's counter
+# with an atomic instruction, about 200 times per block in the fused pass, and the counters of the
+# shared X and theta bounce between the cores: the fused 2-6-6-1 pass measured 3-5% faster without.
+ROW_OPTIONS = dict(OPTIONS, _nrt=False)
+ROW_SUM_OPTIONS = dict(SUM_OPTIONS, _nrt=False)
+
+
+def _jit(function):
+    return numba.njit(**OPTIONS)(function)
+
+
+sigmoid = _jit(act.sigmoid)
+sigmoid_derivative = _jit(act.sigmoid_derivative)
+tanh = _jit(act.tanh)
+tanh_derivative = _jit(act.tanh_derivative)
+relu = _jit(act.relu)
+relu_derivative = _jit(act.relu_derivative)
+leaky_relu = _jit(act.leaky_relu)
+leaky_relu_derivative = _jit(act.leaky_relu_derivative)
+elu = _jit(act.elu)
+elu_derivative = _jit(act.elu_derivative)
+selu = _jit(act.selu)
+selu_derivative = _jit(act.selu_derivative)
+identity = _jit(act.identity)
+identity_derivative = _jit(act.identity_derivative)
+tanh_rational = _jit(act.tanh_rational)
+exp_negative = _jit(act.exp_negative)
+exp_negative_float32 = _jit(act.exp_negative_float32)
+log1p_unit_float32 = _jit(act.log1p_unit_float32)
+sigmoid_cross_entropy = _jit(act.sigmoid_cross_entropy)
+half_squared_error = _jit(act.half_squared_error)
+softmax_probability = _jit(act.softmax_probability)
+softmax_cross_entropy = _jit(act.softmax_cross_entropy)
+
+SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, IDENTITY = (
+    act.SIGMOID,
+    act.TANH,
+    act.RELU,
+    act.LEAKY_RELU,
+    act.ELU,
+    act.SELU,
+    act.IDENTITY,
+)
+OUTPUT_SIGMOID, OUTPUT_IDENTITY, OUTPUT_SOFTMAX = act.OUTPUT_SIGMOID, act.OUTPUT_IDENTITY, act.OUTPUT_SOFTMAX
+ZERO, ONE = act.ZERO, act.ONE  # float32 constants: keep float32 arithmetic in float32
+
+
+@numba.njit(inline="always", **OPTIONS)
+def sigmoid_from_exp(a, t):
+    """sigmoid(a) from t = e^-|a|: 1 / (1 + t) for a >= 0, t / (1 + t) below; no cancellation in
+    either tail (float32 kernels, with t from ``exp_negative_float32``)."""
+    return (ONE if a >= ZERO else t) / (ONE + t)
+
+
+# ----- one row segment at a time: the branch on the activation sits outside each inner loop ----------
+@numba.njit(**ROW_OPTIONS)
+def activate_row(row, bias, code, fast):
+    """In place: row = act(row + bias); row is a 1-D view (its loops start at 0, so LLVM knows
+    every index is non-negative, skips Numba's wraparound check and vectorises)."""
+    if code == TANH:
+        if fast:
+            for j in range(row.size):
+                row[j] = tanh_rational(row[j] + bias)
+        else:
+            for j in range(row.size):
+                row[j] = tanh(row[j] + bias)
+    elif code == SIGMOID:
+        if fast:
+            for j in range(row.size):
+                a = row[j] + bias
+                row[j] = sigmoid_from_exp(a, exp_negative_float32(abs(a)))
+        else:
+            for j in range(row.size):
+                row[j] = sigmoid(row[j] + bias)
+    elif code == RELU:
+        for j in range(row.size):
+            row[j] = relu(row[j] + bias)
+    elif code == LEAKY_RELU:
+        for j in range(row.size):
+            row[j] = leaky_relu(row[j] + bias)
+    elif code == ELU:
+        for j in range(row.size):
+            row[j] = elu(row[j] + bias)
+    elif code == SELU:
+        for j in range(row.size):
+            row[j] = selu(row[j] + bias)
+    else:
+        for j in range(row.size):
+            row[j] = identity(row[j] + bias)
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def derivative_row(dH, H, code, start=0.0):
+    """In place: H becomes dA = dH * act'(A), act' written from H; returns start + the sum of dA.
+    dH and H are 1-D views of the same length. The sum has start's type: float64 (the default) for
+    long rows; the fused pass passes ``ZERO`` to sum a block in the data's dtype, like its other
+    block sums (for float32, 4% faster than converting every entry to float64)."""
+    total = start
+    if code == TANH:
+        for j in range(H.size):
+            H[j] = dH[j] * tanh_derivative(H[j])
+            total += H[j]
+    elif code == SIGMOID:
+        for j in range(H.size):
+            H[j] = dH[j] * sigmoid_derivative(H[j])
+            total += H[j]
+    elif code == RELU:
+        for j in range(H.size):
+            H[j] = dH[j] * relu_derivative(H[j])
+            total += H[j]
+    elif code == LEAKY_RELU:
+        for j in range(H.size):
+            H[j] = dH[j] * leaky_relu_derivative(H[j])
+            total += H[j]
+    elif code == ELU:
+        for j in range(H.size):
+            H[j] = dH[j] * elu_derivative(H[j])
+            total += H[j]
+    elif code == SELU:
+        for j in range(H.size):
+            H[j] = dH[j] * selu_derivative(H[j])
+            total += H[j]
+    else:
+        for j in range(H.size):
+            H[j] = dH[j] * identity_derivative(H[j])
+            total += H[j]
+    return total
+
+
+@numba.njit(inline="always", **OPTIONS)
+def activate_value(a, code, fast):
+    """act(a) for hidden activation ``code``, one value: the dispatch of ``activate_row`` for
+    code that handles one example at a time (the row versions keep the branch outside their loops)."""
+    if code == TANH:
+        return tanh_rational(a) if fast else tanh(a)
+    if code == SIGMOID:
+        return sigmoid_from_exp(a, exp_negative_float32(abs(a))) if fast else sigmoid(a)
+    if code == RELU:
+        return relu(a)
+    if code == LEAKY_RELU:
+        return leaky_relu(a)
+    if code == ELU:
+        return elu(a)
+    if code == SELU:
+        return selu(a)
+    return a
+
+
+@numba.njit(inline="always", **OPTIONS)
+def derivative_value(h, code):
+    """act'(A) written from h = act(A), one value: the dispatch of ``derivative_row``."""
+    if code == TANH:
+        return tanh_derivative(h)
+    if code == SIGMOID:
+        return sigmoid_derivative(h)
+    if code == RELU:
+        return relu_derivative(h)
+    if code == LEAKY_RELU:
+        return leaky_relu_derivative(h)
+    if code == ELU:
+        return elu_derivative(h)
+    if code == SELU:
+        return selu_derivative(h)
+    return identity_derivative(h)
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
+    """A sigmoid or identity output row: A[a_row, a_col:a_col+width] holds W H without the bias and
+    becomes dA = H - Y, with H = out(A + bias) and Y[y_row, y_col:y_col+width]; returns the loss sum."""
+    loss = 0.0
+    row = A[a_row, a_col : a_col + width]  # 1-D views: contiguous vector loads (no wraparound checks)
+    labels = Y[y_row, y_col : y_col + width]
+    if code == OUTPUT_SIGMOID:
+        if fast:
+            for j in range(width):
+                a = row[j] + bias
+                y = labels[j]
+                t = exp_negative_float32(abs(a))
+                loss += max(a, ZERO) - a * y + log1p_unit_float32(t)  # BCE = max(a, 0) - a y + log(1 + e^-|a|)
+                row[j] = sigmoid_from_exp(a, t) - y  # dA = sigmoid(a) - y
+        else:
+            for j in range(width):
+                a = row[j] + bias
+                y = labels[j]
+                loss += sigmoid_cross_entropy(a, y)
+                row[j] = sigmoid(a) - y
+    else:
+        for j in range(width):
+            h = row[j] + bias
+            y = labels[j]
+            loss += half_squared_error(h, y)
+            row[j] = h - y
+    return loss
+
+
+@numba.njit(**ROW_OPTIONS)
+def _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser):
+    """shift[j] = max over classes of a = A + bias; normaliser[j] = log(sum(e^(a - shift))) for the
+    columns a_col:a_col+width of rows a_row:a_row+classes (float64 scratch vectors)."""
+    first = A[a_row, a_col : a_col + width]
+    for j in range(width):
+        shift[j] = first[j] + bias[bias_index]
+    for i in range(1, classes):
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
+        for j in range(width):
+            shift[j] = max(shift[j], row[j] + b)
+    for j in range(width):
+        normaliser[j] = 0.0
+    for i in range(classes):
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
+        if fast:
+            for j in range(width):
+                normaliser[j] += exp_negative(shift[j] - (row[j] + b))  # e^(a - max a)
+        else:
+            for j in range(width):
+                normaliser[j] += math.exp((row[j] + b) - shift[j])
+    for j in range(width):
+        normaliser[j] = math.log(normaliser[j])
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def softmax_block(A, a_row, a_col, bias, bias_index, Y, y_col, classes, width, fast, shift, normaliser):
+    """Softmax output: A[a_row:a_row+classes, a_col:a_col+width] holds W H without the bias (bias[
+    bias_index:bias_index+classes]) and becomes dA = H - Y, Y[:, y_col:y_col+width]; returns the
+    cross-entropy sum. ``shift`` and ``normaliser`` are float64 scratch vectors of >= width entries."""
+    _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, fast, shift, normaliser)
+    loss = 0.0
+    for i in range(classes):
+        row = A[a_row + i, a_col : a_col + width]
+        labels = Y[i, y_col : y_col + width]
+        b = bias[bias_index + i]
+        for j in range(width):
+            shifted = (row[j] + b) - shift[j]  # a - max a
+            loss += softmax_cross_entropy(shifted, normaliser[j], labels[j])
+            row[j] = shifted - normaliser[j]  # log h
+        if fast:
+            for j in range(width):
+                row[j] = exp_negative(-row[j]) - labels[j]  # dA = h - y
+        else:
+            for j in range(width):
+                row[j] = math.exp(row[j]) - labels[j]
+    return loss
+
+
+@numba.njit(**ROW_OPTIONS)
+def softmax_forward_block(A, a_row, a_col, bias, bias_index, classes, width, shift, normaliser):
+    """Softmax in place: A[a_row:a_row+classes, a_col:a_col+width] (W H without the bias) becomes H."""
+    _softmax_normalise(A, a_row, a_col, bias, bias_index, classes, width, False, shift, normaliser)
+    for i in range(classes):
+        row = A[a_row + i, a_col : a_col + width]
+        b = bias[bias_index + i]
+        for j in range(width):
+            row[j] = softmax_probability((row[j] + b) - shift[j], normaliser[j])
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def row_sum(row, start=0.0):
+    """start + the sum of a 1-D row, accumulated in start's type (as in ``derivative_row``): float64
+    by default; the fused pass passes ``ZERO`` to sum a block in the data's dtype. The loop starts
+    at the row's first entry, aligned (see ``add_products``)."""
+    total = start
+    for j in range(row.size):
+        total += row[j]
+    return total
