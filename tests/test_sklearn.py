@@ -9,6 +9,7 @@ import inspect
 import pickle
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -444,3 +445,15 @@ def test_same_weights_as_scikit_learn_on_every_backend(solver, backend_name):
     mlp, model = both("multiclass", **FIXED, batch_size=24, **SOLVERS[solver], backend=backend_name)
     assert model.network_.backend.name == backend_name
     assert_same_weights(mlp, model, rtol=1e-8, atol=1e-10)
+
+
+def test_readme_block_runs_as_written():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### scikit-learn estimators"):readme.index("## Using it from Python")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks
+    for code in blocks:
+        # as written, on the backend that starts quickest (the block's backend=None is the current one)
+        with nna.use_backend("numpy"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            exec(compile(code, "README.md", "exec"), {})
