@@ -152,7 +152,7 @@ class _NNBase(BaseEstimator):
                 "hidden_layer_sizes, outputs); fit with warm_start=False to start a new network"
             )
         from ..backends import resolve
-        from ..nn.validation import resolve_dtype
+        from ..core.validation import resolve_dtype
 
         network = getattr(self, "_network", None)
         if (network is None or network.activations != [settings.activation] * len(settings.hidden)
