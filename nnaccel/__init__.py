@@ -15,7 +15,7 @@ OPENBLAS_THREAD_TIMEOUT_SET_HERE = set_openblas_thread_timeout()
 
 from .backends import available_backends, get_backend, set_backend, use_backend  # noqa: E402
 from . import optim  # noqa: E402
-from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted  # noqa: E402
+from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted, WorkersLost  # noqa: E402
 from .nn.model import Model, load_model  # noqa: E402
 from .nn.network import Network, PreprocessingNotApplied  # noqa: E402
 
@@ -28,6 +28,7 @@ __all__ = [
     "PreprocessingNotApplied",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "WorkersLost",
     "__version__",
     "available_backends",
     "get_backend",

@@ -28,3 +28,26 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training interrupted during epoch {epoch + 1}")
         self.epoch = epoch
         self.history = history
+
+
+class WorkersLost(RuntimeError):
+    """Dask training lost its workers: the cluster stayed without any for longer than the wait
+    allowed, or workers kept dying while running the same task (``distributed.KilledWorker``).
+
+    ``problem`` says what happened. Raised by ``nnaccel.distributed.fit``, ``epoch`` (0-based) is
+    the epoch that failed, the network holds the parameters from its start and ``history`` the
+    epochs before it, so a caller can restart the workers and resume with
+    ``fit(..., start_epoch=epoch, history=history)`` to end as an uninterrupted run would.
+    """
+
+    def __init__(self, problem: str, epoch: int | None = None, history: dict | None = None):
+        if epoch is None:
+            message = f"{problem}; restart the cluster's workers and run again"
+        else:
+            message = (
+                f"{problem} during epoch {epoch + 1}; the network keeps its parameters from the start of that "
+                f"epoch. Restart the cluster's workers and resume with "
+                f"fit(..., start_epoch={epoch}, history=error.history)"
+            )
+        super().__init__(message)
+        self.problem, self.epoch, self.history = problem, epoch, history

@@ -151,6 +151,29 @@ def test_validation_loss_is_taken_after_each_epoch(backend_name):
     np.testing.assert_allclose(history["val_loss"], expected, rtol=1e-12)
 
 
+def test_a_failed_validation_leaves_the_parameters_from_the_epochs_start():
+    # the validation data unreadable, or the Dask cluster measuring it gone: the epoch is unrecorded
+    from nnaccel.nn.training import full_batch_step, run_epochs
+
+    X, Y = make_dataset("xor", samples=40, noise=0.0, seed=1)
+    X = X / 5.0
+    net = nna.Network([2, 3, 1], activation="tanh", output="sigmoid", seed=0, backend="numpy", dtype="float64")
+    after_epoch, history = [], {"loss": []}
+
+    def measure_validation() -> float:
+        if len(after_epoch) == 2:
+            raise OSError("the validation file is unreadable")
+        return 0.5
+
+    with pytest.raises(OSError, match="unreadable"):
+        run_epochs(net, lambda epoch: (full_batch_step(net, X, Y, 0.5), X.shape[1]), measure_validation, epochs=5,
+                   lr=0.5, history=history, on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()))
+    assert len(history["loss"]) == len(history["val_loss"]) == 2
+    for (W, b), (W_last, b_last) in zip(net.get_params(), after_epoch[-1]):
+        np.testing.assert_array_equal(W, W_last)
+        np.testing.assert_array_equal(b, b_last)
+
+
 def test_l1_and_l2_update_formula(backend_name):
     # One full-batch step: W -= lr (dW + l1 sign(W) + l2 W); biases are not regularised.
     X, Y = make_dataset("xor", samples=30, noise=0.0, seed=7)

@@ -1,6 +1,7 @@
 """Data-parallel training on a 2-worker Dask LocalCluster: the same gradients and loss history as
-in one process, the same result after a worker is killed, clear errors for bad data and an
-unreachable scheduler. One cluster serves the whole module (starting one takes seconds).
+in one process, the same result after a worker is killed (or all at once), a clear error when the
+workers stay dead, clear errors for bad data and an unreachable scheduler. One cluster serves the
+whole module (starting one takes seconds); the tests that kill every worker run their own.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,6 +125,65 @@ def test_a_worker_killed_mid_training_changes_nothing(client, tmp_path):
         assert relative(W, W_expected) <= 1e-12
     in_process = network().fit(X_path, Y_path, epochs=6, lr=0.5)
     assert relative(history["loss"], in_process["loss"]) <= 1e-10
+
+
+def run_worker_loss(scenario: str, tmp_path) -> dict:
+    """dask_worker_loss.py's report on ``scenario``, run in a subprocess: a hang fails by timeout."""
+    script = Path(__file__).with_name("dask_worker_loss.py")
+    result = subprocess.run([sys.executable, str(script), scenario], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_every_worker_killed_at_once_changes_nothing(tmp_path):
+    # The LocalCluster's nannies start new workers within seconds and Dask recomputes every chunk
+    # on them; a chunk restricted to the dead workers would wait for them for ever.
+    report = run_worker_loss("nannies", tmp_path)
+    assert report["killed"] and report["error"] is None
+    assert len(report["losses"]) == 5  # the whole run, with the in-process numbers
+    assert report["loss_difference"] <= 1e-12 and report["params_difference"] <= 1e-12
+    assert report["alive_after"] == []  # no worker process outlives fit
+
+
+@pytest.mark.slow
+def test_workers_that_stay_dead_are_a_clear_error_at_the_failed_epochs_start(tmp_path):
+    report = run_worker_loss("gone", tmp_path)  # fit(timeout=2): killed after 2 epochs, no nannies
+    assert report["killed"] and report["error"] is not None
+    message = report["error"]["message"]
+    assert message.startswith("all Dask workers died (the scheduler at tcp://") and "has had none for 2 s" in message
+    assert "during epoch 3" in message and "start_epoch=2" in message
+    assert report["error"]["epoch"] == 2 and len(report["losses"]) == 2
+    assert report["loss_difference"] <= 1e-12
+    assert report["params_difference"] <= 1e-12  # the parameters after the 2 completed epochs
+    assert report["seconds_to_error"] < 15
+    assert report["alive_after"] == []
+
+
+def test_the_train_command_saves_the_run_when_the_workers_are_lost(tmp_path, monkeypatch):
+    from support import cli
+
+    from nnaccel.nn import checkpoint
+
+    def fit_losing_the_workers(network, X, Y, *, epochs, history, on_epoch_end, **ignored):
+        for epoch in range(2):
+            history["loss"].append(0.5)
+            on_epoch_end(epoch, history)
+        raise nna.WorkersLost("all Dask workers died (the scheduler at tcp://a:1 has had none for 8 s)", 2, history)
+
+    monkeypatch.setattr(distributed, "fit", fit_losing_the_workers)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "--dataset", "xor", "--samples", "60", "--epochs", "5", "--batch-size", "0",
+                       "--backend", "numpy", "--quiet", "--scheduler", "tcp://a:1")
+    assert code == 1  # the cluster failed, not the input
+    path = str(tmp_path / "nnaccel-checkpoint.npz")
+    assert err == (
+        "nnaccel: error: all Dask workers died (the scheduler at tcp://a:1 has had none for 8 s) during epoch 3 of 5; "
+        f"the state after 2 epochs is saved in {path}. Restart the cluster's workers and resume with: "
+        f"nnaccel train --resume {path} --scheduler tcp://a:1\n"
+    )
+    assert checkpoint.load(path, backend="numpy", checkpoint=True).training["epochs_completed"] == 2
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_15_seconds():

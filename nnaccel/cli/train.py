@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.pipeline import Pipeline, build_pipeline, class_indices
 from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
-from ..errors import TrainingInterrupted
+from ..errors import TrainingInterrupted, WorkersLost
 from ..io import atomic_write, check_writable
 from ..nn import training
 from ..core.activations import HIDDEN_ACTIVATIONS
@@ -505,6 +505,18 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 128 + number
+    except WorkersLost as lost:  # the cluster failed, not the input (exit 1); the run so far is kept
+        with signals.ignored():
+            path = settings["checkpoint"] or free_checkpoint_path()
+            write_checkpoint(path, lost.epoch, lost.history)
+        lead = "\n" if progress.enabled and progress.interactive else ""  # end a progress bar redrawn in place
+        print(
+            f"{lead}nnaccel: error: {lost.problem} during epoch {lost.epoch + 1} of "
+            f"{settings['epochs']}; the state after {lost.epoch} epochs is saved in {path}. Restart the cluster's "
+            f"workers and resume with: nnaccel train --resume {path} --scheduler {args.scheduler}",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         # The signal landed between fit's clean epoch boundaries (a few bookkeeping instructions
         # between epochs), where the parameters and the history may disagree: save nothing new.

@@ -5,11 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Iterator
+import time
+from typing import Callable, Iterator, TypeVar
+
+from ..errors import WorkersLost
 
 SCHEDULER_VARIABLE = "NNACCEL_DASK_SCHEDULER"
 CONNECT_TIMEOUT = 8.0
 LOCAL = "local"
+# Seconds between looks at the worker list while waiting for a computation.
+WORKER_POLL = 1.0
+# Seconds added to the wait while a LocalCluster's nanny starts a worker in place of a dead one:
+# a start takes seconds, more on a loaded machine; the wait stays bounded should one never finish.
+RESTART_ALLOWANCE = 60.0
+
+T = TypeVar("T")
 
 
 def require_dask():
@@ -116,3 +126,61 @@ def _local_client(workers: int) -> Iterator:
             client.close()
     finally:
         cluster.close()
+
+
+def wait_with_workers(client, attempt: Callable[[float], T], timeout: float) -> T:
+    """``attempt(seconds)``, a wait for Dask work that raises ``distributed.TimeoutError`` after
+    ``seconds`` (``future.result``, ``distributed.wait``), repeated until it returns; a cluster left
+    without workers for ``timeout`` seconds meanwhile is a ``WorkersLost`` error instead.
+
+    Dask keeps work waiting until some worker turns up. The scheduler drops a worker as soon as its
+    connection breaks (a killed process), so an empty worker list that stays empty means the
+    workers are gone for good: a remote cluster whose workers died, or nannies that could not
+    restart them. A LocalCluster's nannies restart dead workers; while one is starting a worker,
+    the wait gets RESTART_ALLOWANCE seconds more.
+    """
+    import distributed
+
+    alone_since = None
+    while True:
+        try:
+            return attempt(WORKER_POLL)
+        except distributed.TimeoutError:
+            pass
+        if _worker_count(client):
+            alone_since = None
+            continue
+        now = time.monotonic()
+        alone_since = now if alone_since is None else alone_since
+        allowed = timeout + (RESTART_ALLOWANCE if _restarting(client) else 0.0)
+        if now - alone_since >= allowed:
+            raise WorkersLost(
+                f"all Dask workers died (the scheduler at {client.scheduler.address} has had none for {allowed:g} s)"
+            )
+
+
+def _worker_count(client) -> int:
+    """The workers the scheduler knows of; 0 when it does not answer (then nothing can run)."""
+    import distributed
+
+    try:
+        return len(client.nthreads())
+    except (OSError, distributed.TimeoutError):
+        return 0
+
+
+def _restarting(client) -> bool:
+    """Whether a nanny of the client's own cluster (a LocalCluster, not one known by address) is
+    starting a worker process."""
+    from distributed.core import Status
+
+    nannies = getattr(getattr(client, "cluster", None), "workers", None) or {}
+    return any(getattr(getattr(nanny, "process", None), "status", None) == Status.starting
+               for nanny in list(nannies.values()))
+
+
+def killed_worker_error(error: Exception) -> WorkersLost:
+    """A ``WorkersLost`` for Dask's ``KilledWorker``: each worker that ran one task died (Dask gives
+    up after ``distributed.scheduler.allowed-failures`` of them), typically out of memory."""
+    return WorkersLost(f"Dask workers kept dying while running one task, often for want of memory: a smaller "
+                       f"chunk_size needs less ({error})")

@@ -6,7 +6,9 @@ Each step is one graph and one ``compute``: the parameters travel with the tasks
 gradient sum is computed where the chunk lives, a tree of additions reduces them, and the client
 applies one update. The reduction order is fixed by the graph, not by which worker ran what, so a
 run gives the same numbers whatever the cluster does, including recomputing the chunks of a
-worker that died (from their source: a file, a generator, or the array the graph holds).
+worker that died (from their source: a file, a generator, or the array the graph holds), or of
+all of them once new ones join. A cluster left without workers for ``timeout`` seconds, or whose
+workers keep dying on one task, ends the run with ``WorkersLost`` at the failed epoch's start.
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ..backends import check_name
 from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
+from ..errors import WorkersLost
 from ..nn.training import RunSettings, TrainingState, check_hyperparameters, check_run, run_epochs
 from ..optim import Hyperparameters
 from ..core.validation import check_X, check_Y
 from . import worker
 from .arrays import from_npy
-from .cluster import CONNECT_TIMEOUT, connect
+from .cluster import CONNECT_TIMEOUT, connect, killed_worker_error, wait_with_workers
 
 # Columns per chunk for arrays nnaccel chunks itself: at most this many bytes of step buffers.
 CHUNK_BYTES = 256 << 20
@@ -72,8 +75,13 @@ def fit(
     embedded ``LocalCluster`` of ``workers`` processes, or None: ``NNACCEL_DASK_SCHEDULER``, else
     "local". ``worker_backend``: the backend on the workers; "auto" lets each worker pick (CuPy on
     a GPU worker, else Numba, else NumPy). ``timeout``: seconds to wait for the scheduler and its
-    first worker before a ``ConnectionError``. ``seed`` and ``shuffle`` are accepted so that a call
-    to ``Network.fit`` runs here unchanged; full-batch steps do not shuffle.
+    first worker before a ``ConnectionError``; during training, seconds the cluster may be
+    without any worker before ``nnaccel.WorkersLost``. Dead workers that are replaced (a
+    LocalCluster's nannies restart them within seconds) get their chunks recomputed, so the run
+    ends as an uninterrupted one; after ``WorkersLost`` the network keeps the parameters from the
+    start of the failed epoch ``error.epoch``, and ``fit(..., start_epoch=error.epoch,
+    history=error.history)`` on a working cluster resumes the run. ``seed`` and ``shuffle`` are
+    accepted so that a call to ``Network.fit`` runs here unchanged; full-batch steps do not shuffle.
     """
     check_hyperparameters(epochs, lr, batch_size, l1, l2)
     optimizer, schedule, stopping = check_run(optimizer, lr_schedule, early_stopping, validation)
@@ -91,15 +99,22 @@ def fit(
             raise ValueError("validation must be a pair (X_validation, Y_validation)")
         validation_data = _checked_data(validation[0], validation[1], architecture, "validation")
 
-    with connect(scheduler, timeout=timeout, workers=workers) as client, client.as_current(), contextlib.ExitStack() as persisted:
+    history = history if history is not None else {"loss": []}
+    with (
+        _resumable(history, start_epoch),
+        connect(scheduler, timeout=timeout, workers=workers) as client,
+        client.as_current(),
+        contextlib.ExitStack() as persisted,
+    ):
         worker_count = max(1, len(client.scheduler_info().get("workers", {})))
-        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend)
+        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend, timeout)
         persisted.callback(trainer.release)
         measure_validation = None
         if validation_data is not None and isinstance(validation_data[0], np.ndarray):
             measure_validation = _client_loss(network, validation_data)
         elif validation_data is not None:
-            evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend)
+            evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size),
+                                     worker_backend, timeout)
             persisted.callback(evaluator.release)
             measure_validation = evaluator.mean_loss
         plan = network.plan(None, optimizer)
@@ -116,6 +131,18 @@ def fit(
             state=state,
             on_epoch_end=on_epoch_end,
         )
+
+
+@contextlib.contextmanager
+def _resumable(history: dict, start_epoch: int) -> Iterator[None]:
+    """A ``WorkersLost`` from the block, given the epoch to resume from and the history so far."""
+    recorded = len(history["loss"])
+    try:
+        yield
+    except WorkersLost as lost:
+        # run_epochs put back the failed epoch's starting parameters and recorded whole epochs
+        # only, so the history's length says where to resume
+        raise WorkersLost(lost.problem, start_epoch + len(history["loss"]) - recorded, history) from None
 
 
 def gradients(
@@ -135,7 +162,7 @@ def gradients(
     data = _checked_data(X, Y, network.architecture, "training")
     with connect(scheduler, timeout=timeout, workers=workers) as client, client.as_current():
         worker_count = max(1, len(client.scheduler_info().get("workers", {})))
-        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend)
+        trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend, timeout)
         try:
             loss, grads = trainer.gradients()
         finally:
@@ -146,13 +173,13 @@ def gradients(
 class DataParallel:
     """X (n, m) and Y (outputs, m), Dask arrays chunked along m only, checked and persisted on the
     workers as ``worker_backend`` arrays, one (X, Y) pair per chunk (so a chunk's two halves live
-    on one worker), spread round-robin over the workers; ``step`` runs one full-batch step."""
+    on one worker), spread round-robin over the workers; ``step`` runs one full-batch step.
+    ``timeout``: seconds a computation may go without any worker before ``WorkersLost``."""
 
-    def __init__(self, client, network, X, Y, worker_backend: str):
+    def __init__(self, client, network, X, Y, worker_backend: str, timeout: float = CONNECT_TIMEOUT):
         import dask
-        import distributed
 
-        self.client, self.network, self.worker_backend = client, network, worker_backend
+        self.client, self.network, self.worker_backend, self.timeout = client, network, worker_backend, timeout
         self.architecture, self.dtype = network.architecture, network.dtype
         self.m = int(X.shape[1])
         X_blocks = X.to_delayed().ravel().tolist()
@@ -162,18 +189,36 @@ class DataParallel:
         place = dask.delayed(worker.place_chunk, pure=False)
         self.chunks = []
         for index, (X_block, Y_block) in enumerate(zip(X_blocks, Y_blocks)):
-            pair = place(X_block, Y_block, self.architecture, worker_backend, self.dtype.name, int(starts[index]),
-                         dask_key_name=f"nnaccel-chunk-{index}-{uuid.uuid4().hex}")  # this run's own keys
-            # a loose restriction: balanced placement, yet any worker may recompute a lost chunk
-            target = None if workers[0] is None else [workers[index % len(workers)]]
-            self.chunks.append(client.compute(pair, workers=target, allow_other_workers=True))
-        with client.as_current():
-            distributed.wait(self.chunks)
-        for future in self.chunks:  # a chunk that failed its checks: the check's own error
+            # A loose restriction: balanced placement, yet any worker may recompute a lost chunk.
+            # Only the placing task carries it: once every worker is gone, Dask parks ready tasks
+            # in "no-worker" and, as new workers join, starts only those whose restriction names a
+            # live worker (allow_other_workers is not consulted there), so a restricted input
+            # would wait for ever. The placing task waits on its inputs instead, and when they are
+            # done the scheduler does honour allow_other_workers.
+            target = {}
+            if workers[0] is not None:
+                target = {"workers": [workers[index % len(workers)]], "allow_other_workers": True}
+            with dask.annotate(**target):
+                pair = place(X_block, Y_block, self.architecture, worker_backend, self.dtype.name, int(starts[index]),
+                             dask_key_name=f"nnaccel-chunk-{index}-{uuid.uuid4().hex}")  # this run's own keys
+            self.chunks.append(client.compute(pair))
+        try:
+            self._wait_until_placed()
+        except BaseException:
+            self.release()
+            raise
+
+    def _wait_until_placed(self) -> None:
+        """Wait for every chunk to be checked and placed; a chunk that failed its checks raises the
+        check's own error."""
+        import distributed
+
+        with self.client.as_current():  # distributed.wait finds its client there
+            wait_with_workers(self.client, lambda seconds: distributed.wait(self.chunks, timeout=seconds), self.timeout)
+        for future in self.chunks:
             if future.status == "error":
                 error = future.exception()
-                self.release()
-                raise error
+                raise killed_worker_error(error) if isinstance(error, distributed.KilledWorker) else error
 
     def _params(self):
         """The network's parameters (NumPy) for this step's graph: inside each chunk's task when they
@@ -186,9 +231,14 @@ class DataParallel:
         return dask.delayed(params, name=f"nnaccel-params-{uuid.uuid4().hex}", traverse=False)
 
     def _compute(self, graph):
+        import distributed
+
         future = self.client.compute(graph)
         try:
-            return future.result()
+            return wait_with_workers(self.client, future.result, self.timeout)
+        except distributed.KilledWorker as error:
+            future.cancel()
+            raise killed_worker_error(error) from None
         except BaseException:
             future.cancel()
             raise

@@ -252,6 +252,9 @@ def run_epochs(
         except KeyboardInterrupt:
             _restore(network, plan, snapshot, optimizer_snapshot)  # the epoch is not recorded yet: resume it from its start
             raise TrainingInterrupted(epoch, history) from None
+        except Exception:  # a read error, a cluster that lost its workers: likewise
+            _restore(network, plan, snapshot, optimizer_snapshot)
+            raise
         history["loss"].append(loss)
         if validation_loss is not None:
             history["val_loss"].append(validation_loss)
