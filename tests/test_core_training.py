@@ -153,7 +153,8 @@ def test_validation_loss_is_taken_after_each_epoch(backend_name):
 
 def test_a_failed_validation_leaves_the_parameters_from_the_epochs_start():
     # the validation data unreadable, or the Dask cluster measuring it gone: the epoch is unrecorded
-    from nnaccel.nn.training import full_batch_step, run_epochs
+    from nnaccel.nn.training import RunSettings, full_batch_step, run_epochs
+    from nnaccel.optim import Hyperparameters
 
     X, Y = make_dataset("xor", samples=40, noise=0.0, seed=1)
     X = X / 5.0
@@ -166,8 +167,9 @@ def test_a_failed_validation_leaves_the_parameters_from_the_epochs_start():
         return 0.5
 
     with pytest.raises(OSError, match="unreadable"):
-        run_epochs(net, lambda epoch: (full_batch_step(net, X, Y, 0.5), X.shape[1]), measure_validation, epochs=5,
-                   lr=0.5, history=history, on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()))
+        run_epochs(net, lambda epoch, hyper: (full_batch_step(net, X, Y, hyper.lr), X.shape[1]), measure_validation,
+                   RunSettings(Hyperparameters(0.5), net.plan(None)), epochs=5, history=history,
+                   on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()))
     assert len(history["loss"]) == len(history["val_loss"]) == 2
     for (W, b), (W_last, b_last) in zip(net.get_params(), after_epoch[-1]):
         np.testing.assert_array_equal(W, W_last)
