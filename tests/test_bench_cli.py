@@ -82,6 +82,51 @@ def test_table_and_plot_are_written(tiny_run):
     assert (folder / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module")
+def adam_run(tmp_path_factory):
+    """A tiny run with --optimizer adam, full batch and mini-batches, with both peers."""
+    folder = tmp_path_factory.mktemp("bench-adam")
+    command = [
+        sys.executable, "-m", "nnaccel", "bench", "--backends", "numpy,numba", "--peers", "torch-cpu,sklearn",
+        "--m", "100", "--batch", "8,full", "--repeat", "2", "--optimizer", "adam", "--json", str(folder / "out.json"),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return completed, json.loads((folder / "out.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_optimizer_applies_to_every_record(adam_run):
+    completed, report = adam_run
+    assert report["settings"]["optimizer"] == "adam" and "--optimizer adam" in report["command"]
+    assert report["results"] and all(record["optimizer"] == "adam" for record in report["results"])
+    ran = {(record["backend"], record["batch"]) for record in report["results"]}
+    expected = {"numpy"} | ({"numba"} if unavailable_reason("numba") is None else set())
+    for backend in expected:
+        assert {(backend, 8), (backend, None)} <= ran
+    assert all("adam" in record["timed"].lower() for record in report["results"])
+    assert "forward + backward + adam update" in completed.stdout
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(report, JSON_SCHEMA)
+
+
+@pytest.mark.slow
+def test_peers_step_with_the_matching_optimizer(adam_run):
+    completed, report = adam_run
+    timed = {(record["backend"], record["batch"]): record["timed"] for record in report["results"] if record["kind"] == "peer"}
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pytest.skip("PyTorch is not installed")
+    assert "torch.optim.Adam" in timed[("torch-cpu", 8)] and "torch.optim.Adam" in timed[("torch-cpu", None)]
+
+
+@pytest.mark.slow
+def test_records_of_the_default_run_say_sgd(tiny_run):
+    _, report, _ = tiny_run
+    assert report["settings"]["optimizer"] == "sgd" and all(r["optimizer"] == "sgd" for r in report["results"])
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -98,6 +143,7 @@ def test_table_and_plot_are_written(tiny_run):
         (["--json", "/no/such/folder/out.json"], "does not exist"),
         (["--json", "/tmp"], "--json '/tmp' is a directory"),
         (["--net", "784-256-10", "--m", "1e9"], "use a smaller --m"),
+        (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, arguments, message):

@@ -66,3 +66,42 @@ def test_both_data_layouts_hold_the_same_values():
     np.testing.assert_array_equal(Y, Y_rows)
     assert X.dtype == np.float32 and -1 <= X.min() and X.max() < 1
     np.testing.assert_array_equal(Y.sum(axis=0), 1)  # one-hot columns for softmax
+
+
+def _steps(name: str, net: NetSpec, optimizer: str, batch=None, steps: int = 3) -> list:
+    runner = make_runner(name, net, *make_data(net, 50, seed=3, rows=name == "sklearn"), seed=1, batch=batch, optimizer=optimizer)
+    for _ in range(steps):
+        runner.step()
+    runner.synchronize()
+    return runner.params()
+
+
+OPTIMIZER_NET = NetSpec((3, 5, 4, 3), "tanh", "softmax")
+
+
+@pytest.mark.parametrize("batch", [None, 8])
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "adam", "adamw"])
+def test_torch_steps_with_the_matching_optimizer(optimizer, batch):
+    """Three steps (with batch 8: three epochs of batches) of torch.optim's class leave nnaccel's parameters."""
+    pytest.importorskip("torch")
+    reference = _steps("numpy", OPTIMIZER_NET, optimizer, batch)
+    plain = _steps("numpy", OPTIMIZER_NET, "sgd", batch)
+    assert any(not np.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(reference, plain))  # the optimizer matters
+    for expected, got in zip(reference, _steps("torch-cpu", OPTIMIZER_NET, optimizer, batch)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer, atol", [("momentum", 1e-6), ("nesterov", 1e-6), ("adam", 1e-4)])
+def test_sklearn_steps_with_its_matching_solver(optimizer, atol):
+    """scikit-learn's Adam adds epsilon where PyTorch adds eps sqrt(1 - beta2^t): a looser bound."""
+    pytest.importorskip("sklearn")
+    reference = _steps("numpy", OPTIMIZER_NET, optimizer)
+    for expected, got in zip(reference, _steps("sklearn", OPTIMIZER_NET, optimizer)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
+
+
+def test_sklearn_has_no_adamw():
+    pytest.importorskip("sklearn")
+    X, Y = make_data(OPTIMIZER_NET, 10, rows=True)
+    with pytest.raises(RunnerUnavailable, match="no AdamW"):
+        make_runner("sklearn", OPTIMIZER_NET, X, Y, optimizer="adamw")

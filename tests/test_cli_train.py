@@ -21,7 +21,8 @@ def train(tmp_path, *arguments, name="model") -> tuple[dict, list, str, str]:
 
 
 def by_hand(dataset, *, samples=500, noise=0.0, ratio=50.0, features=("x1", "x2"), hidden=(4, 2), activation="tanh",
-            lr=0.03, epochs=500, batch_size=10, l1=0.0, l2=0.0, seed=0):
+            lr=0.03, epochs=500, batch_size=10, l1=0.0, l2=0.0, seed=0, optimizer="sgd", lr_schedule=None,
+            early_stopping=None):
     """The oracle: the same run written with the Python API."""
     points, Y = make_dataset(dataset, samples, noise / 100, seed)
     X = expand_features(points, features)
@@ -29,7 +30,8 @@ def by_hand(dataset, *, samples=500, noise=0.0, ratio=50.0, features=("x1", "x2"
     output = "sigmoid" if dataset in ("circle", "xor", "gauss", "spiral") else "identity"
     network = nna.Network([X.shape[0], *hidden, 1], activation=activation, output=output, seed=seed, backend="numpy")
     history = network.fit(X_train, Y_train, epochs=epochs, lr=lr, batch_size=batch_size or None, l1=l1, l2=l2,
-                          validation=(X_test, Y_test) if X_test.shape[1] else None, seed=seed)
+                          validation=(X_test, Y_test) if X_test.shape[1] else None, seed=seed, optimizer=optimizer,
+                          lr_schedule=lr_schedule, early_stopping=early_stopping)
     return network.get_params(), history, (X_train, Y_train, X_test, Y_test)
 
 
@@ -51,16 +53,32 @@ CASES = [
      dict(dataset="reg-plane", l1=0.001, hidden=(), epochs=5, lr=0.01)),
     (["--dataset", "spiral", "--features", "sinx1,sinx2,x1sq,x2sq", "--activation", "elu", "--epochs", "4", "--ratio", "100"],
      dict(dataset="spiral", features=("sinx1", "sinx2", "x1sq", "x2sq"), activation="elu", epochs=4, ratio=100)),
+    (["--dataset", "xor", "--optimizer", "nesterov", "--momentum", "0.8", "--batch-size", "16", "--epochs", "6"],
+     dict(dataset="xor", optimizer=nna.optim.SGD(momentum=0.8, nesterov=True), batch_size=16, epochs=6)),
+    (["--dataset", "circle", "--optimizer", "momentum", "--epochs", "5", "--batch-size", "0", "--lr", "0.1"],
+     dict(dataset="circle", optimizer=nna.optim.SGD(momentum=0.9), batch_size=0, epochs=5, lr=0.1)),
+    (["--dataset", "gauss", "--optimizer", "adamw", "--beta1", "0.85", "--beta2", "0.99", "--eps", "1e-7", "--weight-decay", "0.05",
+      "--lr-schedule", "step:3,0.5", "--regularization", "l2", "--reg-rate", "0.001", "--epochs", "7", "--lr", "0.01"],
+     dict(dataset="gauss", optimizer=nna.optim.AdamW(0.85, 0.99, 1e-7, 0.05), lr_schedule=nna.optim.StepLR(3, 0.5), l2=0.001,
+          epochs=7, lr=0.01)),
+    (["--dataset", "xor", "--noise", "30", "--samples", "200", "--optimizer", "adam", "--lr", "0.05", "--epochs", "40",
+      "--early-stopping", "3", "--lr-schedule", "plateau:factor=0.5,patience=1", "--batch-size", "8", "--seed", "5", "--hidden", "6,4"],
+     dict(dataset="xor", noise=30, samples=200, optimizer=nna.optim.Adam(), lr=0.05, epochs=40, early_stopping=3,
+          lr_schedule=nna.optim.ReduceLROnPlateau(factor=0.5, patience=1), batch_size=8, seed=5, hidden=(6, 4))),
 ]
+CASE_IDS = ["xor", "gauss", "reg-plane", "spiral", "nesterov", "momentum-full-batch", "adamw-step", "adam-early-stopping"]
 
 
-@pytest.mark.parametrize("arguments, same", CASES, ids=[case[1]["dataset"] for case in CASES])
+@pytest.mark.parametrize("arguments, same", CASES, ids=CASE_IDS)
 def test_flags_match_the_python_api(tmp_path, arguments, same):
     report, params, _, _ = train(tmp_path, *arguments)
     expected, history, (X_train, _, X_test, _) = by_hand(**same)
     assert_same_params(params, expected)
     assert report["history"]["train_loss"] == history["loss"]
     assert report["history"]["test_loss"] == history.get("val_loss", [])
+    assert report["history"]["lr"] == history["lr"]
+    assert report["history"].get("best_epoch") == history.get("best_epoch")
+    assert report["history"].get("last_epoch") == history.get("last_epoch")
     assert report["metrics"]["train_examples"] == X_train.shape[1]
     assert report["metrics"]["test_examples"] == X_test.shape[1]
     assert report["metrics"]["layers"][0] == len(same.get("features", ("x1", "x2")))
@@ -235,3 +253,49 @@ def test_plot_of_many_inputs(tmp_path):
         code, _, err = cli("train", "--backend", "numpy", "--data", data, "--epochs", "2", "--plot", tmp_path / f"{name}.png", "--quiet")
         assert code == 0, err
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_json_has_each_epochs_rate_and_the_best_and_last_epoch(tmp_path):
+    report, _, out, _ = train(tmp_path, "--dataset", "xor", "--noise", "30", "--samples", "200", "--optimizer", "adam",
+                              "--lr", "0.05", "--epochs", "40", "--early-stopping", "3", "--batch-size", "8", "--seed", "5",
+                              "--hidden", "6,4", "--lr-schedule", "exponential:0.9")
+    history, metrics = report["history"], report["metrics"]
+    last, best = metrics["last_epoch"], metrics["best_epoch"]
+    assert 3 < last < 40 and best == last - 3 and (history["best_epoch"], history["last_epoch"]) == (best, last)
+    assert len(history["lr"]) == len(history["train_loss"]) == last
+    assert history["lr"] == pytest.approx([0.05 * 0.9**epoch for epoch in range(last)], rel=1e-12)
+    assert min(history["test_loss"]) == history["test_loss"][best - 1]
+    assert metrics["optimizer"] == "adam" and metrics["epochs_this_run"] == last
+    assert f"after epoch {last} of 40" in out and f"parameters of epoch {best}" in out
+    settings = report["settings"]
+    assert (settings["optimizer"], settings["beta1"], settings["beta2"], settings["eps"]) == ("adam", 0.9, 0.999, 1e-8)
+    assert settings["momentum"] is None and settings["weight_decay"] is None and settings["early_stopping"] == 3
+
+
+def test_without_early_stopping_the_history_has_no_best_epoch(tmp_path):
+    report, _, _, _ = train(tmp_path, "--epochs", "4", "--quiet")
+    assert report["history"]["lr"] == [0.03] * 4 and "best_epoch" not in report["history"]
+    assert report["metrics"]["best_epoch"] is None and report["metrics"]["last_epoch"] == 4
+    assert report["settings"]["optimizer"] == "sgd" and report["settings"]["lr_schedule"] is None
+
+
+def test_info_shows_what_trained_the_model(tmp_path):
+    train(tmp_path, "--dataset", "xor", "--optimizer", "adamw", "--weight-decay", "0.02", "--lr-schedule", "cosine:10",
+          "--early-stopping", "5", "--epochs", "8", "--quiet")
+    code, out, err = cli("info", "--model", tmp_path / "model.npz")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("trained by:"))
+    for shown in ("optimizer=adamw", "beta1=0.9", "beta2=0.999", "eps=1e-08", "weight_decay=0.02", "lr_schedule=cosine:10",
+                  "early_stopping=5", "best_epoch=", "last_epoch="):
+        assert shown in line, (shown, line)
+    assert "momentum=" not in line
+
+
+def test_help_explains_the_optimizer_flags():
+    code, out, _ = cli("train", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    for flag in ("--optimizer", "--momentum", "--beta1", "--beta2", "--eps", "--weight-decay", "--lr-schedule", "--early-stopping"):
+        assert flag in text
+    assert "step:30,0.1" in text and "plateau:factor=0.5,patience=5" in text and "cosine" in text
+    assert "without a lower test loss" in text and "held-out part" in text

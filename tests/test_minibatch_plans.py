@@ -159,6 +159,27 @@ def test_prepare_leaves_the_network_unchanged(backend):
         network.prepare(0)
 
 
+@pytest.mark.parametrize("backend", ["numba fused", "numba layered", "numpy"])
+@pytest.mark.parametrize("batch", [None, 16])
+def test_prepare_for_an_optimizer_warms_the_plan_fit_uses_and_changes_nothing(backend, batch):
+    """``prepare(batch, "adam")`` warms the plan that ``fit(optimizer="adam")`` then trains with,
+    and the run ends as one without the warm-up (no optimizer state is left behind)."""
+    X, Y = _data([3, 7, 2], "softmax", 100)
+    runs = []
+    for warm in (True, False):
+        network = nna.Network([3, 7, 2], "relu", "softmax", backend=BACKENDS[backend](), seed=9)
+        if warm:
+            network.prepare(batch, "adam")
+            assert (batch, nna.optim.Adam()) in network._plans  # the warm-up made (and compiled) fit's plan
+            plan = network.plan(batch, nna.optim.Adam())
+        network.fit(X, Y, epochs=2, lr=0.01, batch_size=batch, optimizer="adam")
+        if warm:
+            assert network.plan(batch, "adam") is plan and plan.state.step == (2 if batch is None else 2 * 7)
+        runs.append(network.get_params())
+    for (W, b), (W_cold, b_cold) in zip(*runs):
+        assert np.array_equal(W, W_cold) and np.array_equal(b, b_cold)
+
+
 def test_streamed_mini_batches_equal_in_memory(tmp_path):
     """Chunks read in their stored order with shuffle=False are the in-memory batches."""
     layers = [2, 6, 6, 1]

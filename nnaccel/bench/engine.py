@@ -47,6 +47,7 @@ class BenchSettings:
     m: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     # mini-batch sizes: None times one full-batch step; B one epoch of batches of B examples
     batch: list = field(default_factory=lambda: [None])
+    optimizer: str = "sgd"  # a name of nnaccel.optim.OPTIMIZERS: every step's update, full batch too
     repeat: int = 10
     warmup: int = 1
     max_seconds: float = 1.0
@@ -67,6 +68,10 @@ def check_settings(settings: BenchSettings) -> None:
         raise ValueError("--repeat must be >= 1, --warmup >= 0 and --max-seconds a finite number > 0")
     if settings.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {settings.seed}")
+    from ..optim import OPTIMIZERS
+
+    if settings.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown --optimizer {settings.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     available = available_memory()
     if available is None:
         return
@@ -156,6 +161,7 @@ def _run_series(settings, net: NetSpec, batch, runner: str, limits: dict, record
         "output": net.output,
         "ms": settings.m,
         "batch": batch,
+        "optimizer": settings.optimizer,
         "warmup": settings.warmup,
         "repeat": settings.repeat,
         "max_seconds": settings.max_seconds,
@@ -175,7 +181,7 @@ def _run_series(settings, net: NetSpec, batch, runner: str, limits: dict, record
             bar.skip(len(settings.m) - index - 1)
             break
         if result["status"] == "ok":
-            records.append(make_record(runner, net, m, result, limits, batch))
+            records.append(make_record(runner, net, m, result, limits, batch, settings.optimizer))
         else:
             not_run.append({"backend": runner, "net": net.label, "m": m, "reason": result["reason"]})
         if index + 1 < len(settings.m):
@@ -258,7 +264,8 @@ def flatten_limits(measured: dict) -> dict:
     }
 
 
-def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict, batch: int | None = None) -> dict:
+def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict, batch: int | None = None,
+                optimizer: str = "sgd") -> dict:
     """One row of ``results`` from a worker's timings."""
     stats = summarize(result["seconds"])
     device = device_of(runner)
@@ -276,6 +283,7 @@ def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict, b
         "output": net.output,
         "m": m,
         "batch": None if batch is None or batch >= m else batch,
+        "optimizer": optimizer,
         **stats,
         "examples_per_s": m / stats["step_s"],
         "speedup_vs_numpy": None,

@@ -50,8 +50,10 @@ def _header(report: dict) -> list[str]:
     machine, limits = report["machine"], report["limits"]
     memory = f", {machine['memory_bytes'] / 2**30:.1f} GiB RAM" if machine.get("memory_bytes") else ""
     gpu = machine["gpu"] or "none" + (f" ({machine['gpu_note']})" if machine.get("gpu_note") else "")
+    optimizer = report["settings"].get("optimizer", "sgd")
+    update = "update" if optimizer == "sgd" else f"{optimizer} update"
     lines = [
-        "nnaccel bench: seconds per full-batch training step (forward + backward + update), "
+        f"nnaccel bench: seconds per full-batch training step (forward + backward + {update}), "
         f"{report['settings']['dtype']}, data already on the device",
         f"machine: {machine['cpu']}, {machine['usable_cpus']} usable of {machine['logical_cpus']} logical CPUs, "
         f"{machine['system']}{memory}",

@@ -1,7 +1,9 @@
 """A runner turns (network, data) into a ``step()`` the timer calls: one full training step each.
 
-For an nnaccel backend the step is ``full_batch_step`` (forward + backward + update) on data that
-is already on the backend's device; peers (peers.py) do the same work in other libraries.
+For an nnaccel backend the step is one step of the network's training plan (forward + backward +
+the optimizer's update) on data that is already on the backend's device; peers (peers.py) do the
+same work in other libraries. ``optimizer`` is a name of ``nnaccel.optim.OPTIMIZERS`` with its
+defaults (momentum 0.9; Adam's betas 0.9, 0.999, eps 1e-8; AdamW's weight decay 0.01).
 """
 
 from __future__ import annotations
@@ -67,36 +69,39 @@ def make_data(net: NetSpec, m: int, seed: int = 0, rows: bool = False) -> tuple[
     return X, Y
 
 
-def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None) -> Runner:
-    """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m). With
-    ``batch`` (fewer than m) its step is one epoch of mini-batch SGD over the m examples."""
+def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None,
+                optimizer: str = "sgd") -> Runner:
+    """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m), updating
+    with ``optimizer``. With ``batch`` (fewer than m) its step is one epoch of mini-batch steps
+    over the m examples."""
     batch = None if batch is None or batch >= X.shape[1] else int(batch)
     if name in BACKEND_NAMES:
-        return backend_runner(name, net, X, Y, seed, batch)
+        return backend_runner(name, net, X, Y, seed, batch, optimizer)
     from . import peers
 
     if name == "torch-cpu":
-        return peers.torch_runner(net, X, Y, seed, device="cpu", batch=batch)
+        return peers.torch_runner(net, X, Y, seed, device="cpu", batch=batch, optimizer=optimizer)
     if name == "torch-cuda":
-        return peers.torch_runner(net, X, Y, seed, device="cuda", batch=batch)
+        return peers.torch_runner(net, X, Y, seed, device="cuda", batch=batch, optimizer=optimizer)
     if name == "sklearn":
         if batch is not None:
             raise RunnerUnavailable("the scikit-learn runner times full-batch steps only (no --batch)")
-        return peers.sklearn_runner(net, X, Y, seed)
+        return peers.sklearn_runner(net, X, Y, seed, optimizer=optimizer)
     raise ValueError(f"unknown runner {name!r}")
 
 
-def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None) -> Runner:
-    """An nnaccel backend's training step (with ``batch``: one epoch of mini-batch steps, in the
-    shuffled order of epoch 0, through the network's plan). Raises BackendUnavailable if the
-    backend cannot run."""
+def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None,
+                   optimizer: str = "sgd") -> Runner:
+    """An nnaccel backend's training step with ``optimizer`` (with ``batch``: one epoch of
+    mini-batch steps, in the shuffled order of epoch 0), through the network's plan, which keeps
+    the optimizer's state from step to step. Raises BackendUnavailable if the backend cannot run."""
     from ..nn.network import Network
     from ..nn.training import epoch_order
     from ..optim import Hyperparameters
 
     network = Network(list(net.layers), net.activation, net.output, seed=seed, backend=name, dtype=DTYPE)
     backend = network.backend
-    plan = network.plan(batch)
+    plan = network.plan(batch, optimizer)
     data = plan.load(X, Y)
     order = epoch_order(seed, 0, X.shape[1]) if batch is not None else None
     hyper = Hyperparameters(LEARNING_RATE)
@@ -107,7 +112,7 @@ def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: 
     return Runner(
         name=name,
         step=step,
-        timed=Runner.timed if batch is None else mini_batch_timed(batch),
+        timed=full_batch_timed(optimizer) if batch is None else mini_batch_timed(batch, optimizer),
         synchronize=backend.synchronize,
         events="cupy" if name == "cupy" else None,
         threads=_backend_threads(name),
@@ -116,8 +121,14 @@ def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: 
     )
 
 
-def mini_batch_timed(batch: int) -> str:
-    return f"one epoch of mini-batch SGD (batch {batch}, shuffled): forward + backward + update per batch"
+def full_batch_timed(optimizer: str = "sgd") -> str:
+    update = "update" if optimizer == "sgd" else f"{optimizer} update"
+    return f"one full-batch training step: forward + backward + {update}, data on the device"
+
+
+def mini_batch_timed(batch: int, optimizer: str = "sgd") -> str:
+    kind = "SGD" if optimizer == "sgd" else optimizer
+    return f"one epoch of mini-batch {kind} (batch {batch}, shuffled): forward + backward + update per batch"
 
 
 def _backend_threads(name: str) -> int | None:

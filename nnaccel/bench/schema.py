@@ -25,7 +25,7 @@ _DEVICE_LIMITS = {
 RESULT = {
     "type": "object",
     "required": [
-        "backend", "kind", "device", "net", "layers", "activation", "output", "m",
+        "backend", "kind", "device", "net", "layers", "activation", "output", "m", "optimizer",
         "step_s", "step_s_q1", "step_s_q3", "step_s_min", "step_s_max", "repeats",
         "examples_per_s", "speedup_vs_numpy", "peak_memory_bytes", "memory_method",
         "flops", "bytes", "roofline_s", "roofline_fraction", "timer", "timed", "threads",
@@ -40,6 +40,7 @@ RESULT = {
         "activation": {"type": "string"},
         "output": {"enum": ["sigmoid", "softmax", "identity"]},
         "m": {"type": "integer", "minimum": 1},
+        "optimizer": {"enum": ["sgd", "momentum", "nesterov", "adam", "adamw"], "description": "the update of each step"},
         "step_s": {"type": "number", "exclusiveMinimum": 0, "description": "median seconds per step"},
         "step_s_q1": {"type": "number", "minimum": 0},
         "step_s_q3": {"type": "number", "minimum": 0},

@@ -5,8 +5,8 @@ Jobs:
 
 - ``{"kind": "limits", "gpu": true}``: the machine's GEMM rate and bandwidth (limits.py).
 - ``{"kind": "series", "runner": "numpy", "layers": [2, 6, 6, 1], "activation": "tanh",
-  "output": "sigmoid", "ms": [10000, 100000], "warmup": 1, "repeat": 10, "max_seconds": 1.0,
-  "seed": 0}``: one result per m, each with ``"m"``.
+  "output": "sigmoid", "ms": [10000, 100000], "batch": null, "optimizer": "sgd", "warmup": 1,
+  "repeat": 10, "max_seconds": 1.0, "seed": 0}``: one result per m, each with ``"m"``.
 
 Every case must start from a clean process, so that its peak memory is its own (memory.py) and it
 inherits no other case's heap, caches or thread pools. On the CPU the worker imports the runner's
@@ -113,8 +113,9 @@ def run_case(job: dict) -> dict:
     name, m, seed = job["runner"], int(job["m"]), int(job.get("seed", 0))
     rows = name == "sklearn"  # scikit-learn takes (m, n); give it that layout without a second copy
 
-    batch = job.get("batch")
-    compile_runner = make_runner(name, net, *make_data(net, min(m, max(COMPILE_WARMUP_M, 2 * (batch or 0) + 1)), seed, rows), seed, batch)
+    batch, optimizer = job.get("batch"), job.get("optimizer", "sgd")
+    warm_m = min(m, max(COMPILE_WARMUP_M, 2 * (batch or 0) + 1))
+    compile_runner = make_runner(name, net, *make_data(net, warm_m, seed, rows), seed, batch, optimizer)
     for _ in range(2):
         compile_runner.step()
     compile_runner.synchronize()
@@ -123,7 +124,7 @@ def run_case(job: dict) -> dict:
 
     memory = _memory_tracker(name)
     memory.start()
-    runner = make_runner(name, net, *make_data(net, m, seed, rows), seed, batch)
+    runner = make_runner(name, net, *make_data(net, m, seed, rows), seed, batch, optimizer)
     if runner.events:
         seconds = time_steps_cuda(
             runner.step,

@@ -8,10 +8,11 @@ import sys
 from ..backends import BACKEND_NAMES
 from ..io import check_writable
 from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUTS
+from ..optim import OPTIMIZERS
 
 DESCRIPTION = """\
-Time one full-batch training step (forward + backward + update, data already on the device) of each
-network at each m, on each backend and peer library, each case in a fresh process: warm-up steps,
+Time one full-batch training step (forward + backward + --optimizer's update, data already on the
+device) of each network at each m, on each backend and peer library, each case in a fresh process: warm-up steps,
 then the median and spread of up to --repeat timed steps. The machine's GEMM rate and memory
 bandwidth are measured in the same run, and each result is given as a fraction of its roofline
 bound. Backends or peers that cannot run here are listed with the reason.
@@ -54,6 +55,14 @@ def add_parser(subparsers) -> None:
         help="comma list of mini-batch sizes and/or 'full': with a size each timing is one epoch of "
         "mini-batch SGD over the m examples (default full: one full-batch step)",
     )
+    parser.add_argument(
+        "--optimizer",
+        default="sgd",
+        choices=tuple(OPTIMIZERS),
+        help="the update of every timed step, full batch and mini-batch: sgd (default, W -= lr dW), momentum or "
+        "nesterov (momentum 0.9), adam (betas 0.9, 0.999, eps 1e-8), adamw (also weight decay 0.01); the torch "
+        "peers step the matching torch.optim class with the same values, sklearn its own solver (no adamw)",
+    )
     parser.add_argument("--repeat", type=int, default=10, help="timed steps per case, at most (default 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps at each m before timing (default 1)")
     parser.add_argument(
@@ -86,6 +95,7 @@ def settings_from_args(args):
         nets=parse_nets(args.net, args.activation, args.output),
         m=parse_m(args.m),
         batch=parse_batches(args.batch),
+        optimizer=args.optimizer,
         repeat=args.repeat,
         warmup=args.warmup,
         max_seconds=args.max_seconds,
@@ -107,7 +117,8 @@ def settings_from_args(args):
 
 def command_line(args) -> str:
     """The command that repeats this run, spelled out with every setting."""
-    words = ["nnaccel", "bench", "--backends", args.backends, "--peers", args.peers, "--net", args.net, "--m", args.m, "--batch", args.batch]
+    words = ["nnaccel", "bench", "--backends", args.backends, "--peers", args.peers, "--net", args.net, "--m", args.m, "--batch", args.batch,
+             "--optimizer", args.optimizer]
     words += ["--repeat", str(args.repeat), "--warmup", str(args.warmup), "--max-seconds", f"{args.max_seconds:g}"]
     words += ["--activation", args.activation, "--output", args.output, "--seed", str(args.seed)]
     return shlex.join(words)

@@ -2,9 +2,11 @@
 on the user's own ``.csv``/``.npy`` data, with checkpoints that resume exactly.
 
 The run is described by one ``settings`` dict (every flag that shapes the result, plus where the
-outputs go). A checkpoint stores it with the parameters, the epochs completed and the history, so
-``--resume FILE`` rebuilds the same data split and continues with the batches the uninterrupted run
-would have drawn (epoch e's order depends only on (seed, e)): it ends with the same parameters.
+outputs go). A checkpoint stores it with the parameters, the epochs completed, the history and the
+training state (the optimizer's step and arrays, the schedule's and early stopping's numbers; see
+``nnaccel.nn.checkpoint``), so ``--resume FILE`` rebuilds the same data split and continues with
+the batches the uninterrupted run would have drawn (epoch e's order depends only on (seed, e)) and
+the same optimizer state: it ends with the same parameters.
 """
 
 from __future__ import annotations
@@ -49,7 +51,26 @@ DEFAULTS = {
     "regularization": "none",
     "reg_rate": 0.0,
     "seed": 0,
+    "optimizer": "sgd",
+    "momentum": None,  # 0.9 for momentum and nesterov; None for the others
+    "beta1": None,  # 0.9, 0.999 and 1e-8 for adam and adamw
+    "beta2": None,
+    "eps": None,
+    "weight_decay": None,  # 0.01 for adamw
+    "lr_schedule": None,  # a constant rate
+    "early_stopping": None,
 }
+# The optimizers' own hyperparameters: the optimizers each applies to. A flag given for another
+# optimizer is refused, so a typo cannot silently train something else.
+OPTIMIZER_FLAGS = {
+    "momentum": ("momentum", "nesterov"),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "eps": ("adam", "adamw"),
+    "weight_decay": ("adamw",),
+}
+# Settings a checkpoint of format 1 (before optimizers) lacks: DEFAULTS' values are what it ran.
+ADDED_SETTINGS = ("optimizer", *OPTIMIZER_FLAGS, "lr_schedule", "early_stopping")
 # What --resume lets a command line change: the rest would give a different run.
 CHANGEABLE_ON_RESUME = ("epochs", "backend", "save", "plot", "json", "checkpoint", "checkpoint_every")
 DEFAULT_CHECKPOINT = "nnaccel-checkpoint.npz"
@@ -87,6 +108,7 @@ def add_parser(subparsers) -> None:
     model.add_argument("--regularization", choices=("none", "l1", "l2"), help="default none")
     model.add_argument("--reg-rate", type=float, help="regularization rate (default 0)")
     model.add_argument("--seed", type=int, help="seed for the data, the split, the weights and the shuffling (default 0)")
+    add_optimizer_arguments(parser)
     model.add_argument("--backend", help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")
     model.add_argument("--scheduler", metavar="ADDRESS",
                        help="train data-parallel on a Dask cluster: tcp://host:8786, or 'local' for an embedded "
@@ -100,6 +122,39 @@ def add_parser(subparsers) -> None:
     outputs.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint, with its settings")
     outputs.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
+
+
+SCHEDULE_HELP = (
+    "learning-rate schedule, stepped once per epoch from --lr: constant (default); step:S[,G] (times G, "
+    "default 0.1, every S epochs); exponential:G (times G each epoch); cosine[:T[,MIN]] (cosine annealing "
+    "to MIN, default 0, over T epochs, default --epochs; --resume --epochs N keeps the first run's T); "
+    "plateau[:F,P,...] (times F, default 0.1, once the monitored loss has not improved for more than P "
+    "epochs, default 10); invscaling[:P] (lr / (t+1)^P, t the examples seen, P 0.5); adaptive (divided "
+    "by 5 after 10 epochs without improvement; ends training below 1e-6), both as scikit-learn's. "
+    "Arguments go in that order or as name=value, e.g. step:30,0.1 or plateau:factor=0.5,patience=5. "
+    "plateau and adaptive monitor the test loss (the held-out part --ratio leaves), else the training loss"
+)
+
+
+def add_optimizer_arguments(parser) -> None:
+    """The optimizer, its hyperparameters, the schedule and early stopping."""
+    from ..optim import OPTIMIZERS
+
+    group = parser.add_argument_group("optimizer")
+    group.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+                       help="sgd (default: W -= lr dW), momentum or nesterov (SGD with momentum), adam, adamw; "
+                            "each update is PyTorch's torch.optim class with the same arguments")
+    group.add_argument("--momentum", type=float, metavar="F", help="momentum of --optimizer momentum or nesterov (default 0.9)")
+    group.add_argument("--beta1", type=float, metavar="F", help="adam/adamw: decay of the first moment (default 0.9)")
+    group.add_argument("--beta2", type=float, metavar="F", help="adam/adamw: decay of the second moment (default 0.999)")
+    group.add_argument("--eps", type=float, metavar="F", help="adam/adamw: added to the root of the second moment (default 1e-8)")
+    group.add_argument("--weight-decay", type=float, metavar="F",
+                       help="adamw: decoupled decay, W *= 1 - lr F each step, weights only (default 0.01)")
+    group.add_argument("--lr-schedule", metavar="SPEC", help=SCHEDULE_HELP)
+    group.add_argument("--early-stopping", type=int, metavar="N",
+                       help="stop after N epochs without a lower test loss (the loss on the held-out part "
+                            "that --ratio leaves, shown as 'test loss') and keep the best epoch's parameters; "
+                            "that part then chooses the epoch, so its loss is no longer an untouched test score")
 
 
 # ----- settings -----------------------------------------------------------------------------------
@@ -154,12 +209,89 @@ def settings_from_arguments(args) -> dict:
         settings["features"] = settings["features"] or "x1,x2"
     settings["features"] = parse_features(settings["features"]) if settings["features"] else None
     settings["hidden"] = parse_sizes(settings["hidden"])
+    fill_optimizer_settings(args, settings)
     settings["backend"] = args.backend
     settings["checkpoint_every"] = args.checkpoint_every
     for name in ("save", "plot", "json", "checkpoint"):
         settings[name] = os.path.abspath(getattr(args, name)) if _given(args, name) else None
     check_settings(settings)
     return settings
+
+
+def fill_optimizer_settings(args, settings: dict) -> None:
+    """The chosen optimizer's hyperparameters, given or its defaults (those of ``nnaccel.optim``);
+    None for the others, whose flags are refused. A constant --lr-schedule is stored as None."""
+    from ..optim import resolve_optimizer, resolve_schedule
+
+    name = settings["optimizer"]
+    defaults = resolve_optimizer(name)
+    for flag, optimizers in OPTIMIZER_FLAGS.items():
+        if name in optimizers:
+            settings[flag] = getattr(args, flag) if _given(args, flag) else getattr(defaults, flag)
+        elif _given(args, flag):
+            raise ValueError(f"{_flag(flag)} applies to --optimizer {' or '.join(optimizers)}, not to {name}")
+    text = settings["lr_schedule"]
+    if text is not None:
+        try:
+            settings["lr_schedule"] = text.strip() if resolve_schedule(text) is not None else None
+        except ValueError as error:
+            raise ValueError(f"--lr-schedule {text!r}: {error}") from None
+
+
+def check_optimizer_settings(settings: dict) -> None:
+    """Refuse an optimizer, schedule or early stopping that cannot work, naming the flag."""
+    from ..optim import OPTIMIZERS, resolve_schedule
+
+    name = settings["optimizer"]
+    if name not in OPTIMIZERS:
+        raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+    for flag, optimizers in OPTIMIZER_FLAGS.items():
+        value = settings[flag]
+        if name not in optimizers:
+            if value is not None:
+                raise ValueError(f"{_flag(flag)} applies to --optimizer {' or '.join(optimizers)}, not to {name}")
+            continue
+        if not _finite_number(value):
+            raise ValueError(f"{_flag(flag)} must be a finite number; got {value!r}")
+    if name in ("momentum", "nesterov") and not settings["momentum"] > 0:
+        raise ValueError(f"--momentum must be > 0 such as 0.9 (--optimizer sgd has none); got {settings['momentum']:g}")
+    for flag in ("beta1", "beta2"):
+        if settings[flag] is not None and not 0 <= settings[flag] < 1:
+            raise ValueError(f"{_flag(flag)} must be in [0, 1) such as 0.9; got {settings[flag]:g}")
+    if settings["eps"] is not None and not settings["eps"] > 0:
+        raise ValueError(f"--eps must be > 0 such as 1e-8; got {settings['eps']:g}")
+    if settings["weight_decay"] is not None and not settings["weight_decay"] >= 0:
+        raise ValueError(f"--weight-decay must be >= 0 such as 0.01; got {settings['weight_decay']:g}")
+    if settings["lr_schedule"] is not None:
+        try:
+            resolve_schedule(settings["lr_schedule"])
+        except (ValueError, AttributeError) as error:
+            raise ValueError(f"--lr-schedule {settings['lr_schedule']!r}: {error}") from None
+    patience = settings["early_stopping"]
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"--early-stopping is a number of epochs >= 1 such as 20; got {patience!r}")
+        if settings["ratio"] >= 100:
+            raise ValueError("--early-stopping watches the test loss, on the held-out part --ratio leaves; "
+                             "--ratio 100 leaves none: give a --ratio below 100")
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def build_optimizer(settings: dict):
+    """The ``nnaccel.optim`` object of the settings' optimizer and hyperparameters."""
+    from ..optim import SGD, Adam, AdamW
+
+    name = settings["optimizer"]
+    if name in ("momentum", "nesterov"):
+        return SGD(momentum=settings["momentum"], nesterov=name == "nesterov")
+    if name == "adam":
+        return Adam(settings["beta1"], settings["beta2"], settings["eps"])
+    if name == "adamw":
+        return AdamW(settings["beta1"], settings["beta2"], settings["eps"], settings["weight_decay"])
+    return SGD()
 
 
 def check_settings(settings: dict) -> None:
@@ -180,6 +312,7 @@ def check_settings(settings: dict) -> None:
         raise ValueError(f"--reg-rate must be >= 0; got {settings['reg_rate']:g}")
     if settings["regularization"] == "none" and settings["reg_rate"] > 0:
         raise ValueError(f"--reg-rate {settings['reg_rate']:g} has no effect with --regularization none; add --regularization l1 or l2")
+    check_optimizer_settings(settings)
     if settings["checkpoint_every"] is not None and settings["checkpoint_every"] < 1:
         raise ValueError(f"--checkpoint-every must be at least 1; got {settings['checkpoint_every']}")
     if settings["backend"] is not None:
@@ -224,6 +357,8 @@ def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
             f"the hyperparameters; only {', '.join(_flag(name) for name in CHANGEABLE_ON_RESUME)} may be given with --resume"
         )
     settings = dict(checkpoint_settings)
+    for name in ADDED_SETTINGS:
+        settings.setdefault(name, DEFAULTS[name])
     for name in CHANGEABLE_ON_RESUME:
         if _given(args, name):
             value = getattr(args, name)
@@ -412,8 +547,6 @@ def free_checkpoint_path() -> str:
 
 # ----- the run ------------------------------------------------------------------------------------
 def run(args) -> int:
-    import nnaccel as nna
-
     from ..nn import checkpoint
 
     saved = None
@@ -433,40 +566,31 @@ def run(args) -> int:
             raise ValueError(f"{settings['data']!r} changed since the checkpoint was written; resume needs the same data")
         settings["data_sha256"] = digest
     data = prepare_data(settings)
+    if settings["early_stopping"] is not None and not data.has_test:
+        raise ValueError(f"--early-stopping watches the test loss, but --ratio {settings['ratio']:g} leaves none of "
+                         f"the {data.X_train.shape[1]} examples for testing (no test examples): give a lower --ratio")
 
     if saved is not None:
-        network = nna.Network(
-            saved.network.layers, saved.network.activations or "tanh", saved.network.output,
-            seed=saved.network.seed, backend=settings["backend"], dtype=saved.network.dtype,
-        )
-        network.set_params(saved.network.get_params())
-        history = saved.training["history"]
-        completed = int(saved.training["epochs_completed"])
-        if settings["epochs"] < completed:
-            raise ValueError(f"--epochs {settings['epochs']} is less than the {completed} epochs the checkpoint has completed")
+        network, history, completed, state, remaining = resumed_run(saved, settings)
     else:
-        network = nna.Network(
-            [data.pipeline.n_inputs, *settings["hidden"], data.pipeline.n_outputs],
-            activation=settings["activation"],
-            output=data.pipeline.output,
-            seed=settings["seed"],
-            backend=settings["backend"],
-        )
-        history, completed = {"loss": []}, 0
+        network, history, completed, state = new_network(data, settings), {"loss": []}, 0, training.TrainingState()
+        remaining = settings["epochs"]
     if settings["checkpoint"] is not None and settings["checkpoint_every"] is None:
         settings["checkpoint_every"] = max(1, settings["epochs"] // 20)
 
     def write_checkpoint(path: str, epochs_completed: int, history: dict) -> None:
-        checkpoint.save(
-            path, network, pipeline=data.pipeline.to_dict(),
-            training={"epochs_completed": epochs_completed, "history": history,
-                      "settings": {key: value for key, value in settings.items() if key != "resume"}},
-        )
+        record = {"epochs_completed": epochs_completed, "history": history,
+                  "settings": {key: value for key, value in settings.items() if key != "resume"}}
+        if run_ends(state, settings):
+            record["stopped"] = True  # training ended here: a resumed run trains no further
+        checkpoint.save(path, network, pipeline=data.pipeline.to_dict(), training=record, state=state)
 
-    if completed < settings["epochs"] and not getattr(args, "scheduler", None):
+    optimizer = build_optimizer(settings)
+    if remaining and not getattr(args, "scheduler", None):
         # compile (or load from Numba's cache) before the clock starts: examples/s is training alone
         batch = settings["batch_size"] or None
-        training.prepare_with_notice(network, batch if batch and batch < data.X_train.shape[1] else None)
+        batch = batch if batch and batch < data.X_train.shape[1] else None
+        training.prepare_with_notice(network, batch, optimizer=optimizer)
     progress = Progress(settings["epochs"], completed, enabled=not args.quiet)
 
     def on_epoch_end(epoch: int, history: dict) -> None:
@@ -480,7 +604,7 @@ def run(args) -> int:
     signals = InterruptSignals()
     started = time.perf_counter()
     try:
-        if completed < settings["epochs"]:
+        if remaining:
             with signals:
                 fit = network.fit
                 if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
@@ -492,7 +616,9 @@ def run(args) -> int:
                     data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
                     batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
                     validation=(data.X_test, data.Y_test) if data.has_test else None,
-                    seed=settings["seed"], start_epoch=completed, history=history, on_epoch_end=on_epoch_end,
+                    seed=settings["seed"], optimizer=optimizer, lr_schedule=settings["lr_schedule"],
+                    early_stopping=settings["early_stopping"],
+                    start_epoch=completed, history=history, state=state, on_epoch_end=on_epoch_end,
                 )
     except TrainingInterrupted as stop:
         with signals.ignored():
@@ -530,15 +656,77 @@ def run(args) -> int:
         )
         return 128 + number
     seconds = time.perf_counter() - started
-    trained = settings["epochs"] - completed
-    metrics = evaluate(network, data, settings, trained, seconds)
+    trained = len(history["loss"]) - completed
+    metrics = evaluate(network, data, settings, trained, seconds, history)
     print_summary(metrics, data)
     write_outputs(settings, network, data, history, metrics, write_checkpoint)
     return 0
 
 
-def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: float) -> dict:
-    """The final numbers: losses, accuracy (or R^2), time, examples per second, backend."""
+def new_network(data: Prepared, settings: dict):
+    """The network of a new run, with the seed's initial weights."""
+    import nnaccel as nna
+
+    return nna.Network(
+        [data.pipeline.n_inputs, *settings["hidden"], data.pipeline.n_outputs],
+        activation=settings["activation"],
+        output=data.pipeline.output,
+        seed=settings["seed"],
+        backend=settings["backend"],
+    )
+
+
+def resumed_run(saved, settings: dict) -> tuple:
+    """(network, history, epochs completed, training state, epochs left to train) of a checkpoint,
+    on the run's backend. A run that training itself ended (early stopping, the adaptive
+    schedule) has no epochs left; it holds the best epoch's parameters, as the finished run does."""
+    import nnaccel as nna
+    from ..nn import checkpoint
+
+    network = nna.Network(
+        saved.network.layers, saved.network.activations or "tanh", saved.network.output,
+        seed=saved.network.seed, backend=settings["backend"], dtype=saved.network.dtype,
+    )
+    network.set_params(saved.network.get_params())
+    history = saved.training["history"]
+    completed = int(saved.training["epochs_completed"])
+    # a format-1 checkpoint ran plain gradient descent at a constant rate and recorded no rates
+    history.setdefault("lr", [settings["lr"]] * completed)
+    state = saved.state
+    if settings["epochs"] < completed:
+        raise ValueError(f"--epochs {settings['epochs']} is less than the {completed} epochs the checkpoint has completed")
+    stopped = bool(saved.training.get("stopped"))
+    extended = settings["epochs"] > completed
+    if stopped and settings["epochs"] != saved.training["settings"]["epochs"]:
+        raise ValueError(f"{settings['resume']!r} holds a run that ended itself after {completed} epochs "
+                         "(early stopping or the adaptive schedule); it cannot train further: start a new run")
+    if not stopped and extended and completed == saved.training["settings"]["epochs"] and restored_best(state, completed):
+        raise ValueError(f"{settings['resume']!r} holds a finished run that ended with the parameters of its best "
+                         f"epoch ({state.stopping.best_epoch}), not of its last ({completed}), so it cannot continue "
+                         "exactly: start a new run with more --epochs")
+    if stopped and restored_best(state, completed):
+        network.set_params(state.stopping.best_params)  # where the uninterrupted run ended
+    return network, history, completed, checkpoint.state_on(network, state), 0 if stopped else settings["epochs"] - completed
+
+
+def restored_best(state, completed: int) -> bool:
+    """True when early stopping keeps another epoch's parameters than the last of ``completed``."""
+    stopping = state.stopping
+    return stopping is not None and bool(stopping.best_params) and stopping.best_epoch != completed
+
+
+def run_ends(state, settings: dict) -> bool:
+    """True once training has ended itself: early stopping's patience is spent, or the adaptive
+    schedule has finished (the conditions on which ``fit`` stops)."""
+    stopping, schedule = state.stopping, state.schedule
+    if stopping is not None and settings["early_stopping"] is not None and stopping.bad_epochs >= settings["early_stopping"]:
+        return True
+    return schedule is not None and schedule.finished
+
+
+def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: float, history: dict) -> dict:
+    """The final numbers: losses, accuracy (or R^2), time, examples per second, backend, and the
+    epochs run (``last_epoch``) and, with early stopping, the one whose parameters are kept."""
     metrics = {
         "data": data.name,
         "task": data.pipeline.task,
@@ -547,8 +735,11 @@ def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: flo
         "layers": network.layers,
         "activation": settings["activation"],
         "output": network.output,
+        "optimizer": settings["optimizer"],
         "epochs": settings["epochs"],
         "epochs_this_run": trained,
+        "last_epoch": len(history["loss"]),
+        "best_epoch": history.get("best_epoch"),
         "train_examples": int(data.X_train.shape[1]),
         "test_examples": int(data.X_test.shape[1]),
         "train_loss": network.loss(data.X_train, data.Y_train),
@@ -576,6 +767,10 @@ def print_summary(metrics: dict, data: Prepared) -> None:
     speed = f", {metrics['examples_per_second']:,.0f} examples/s" if metrics["examples_per_second"] else ""
     print(f"{metrics['epochs_this_run']} epochs in {metrics['seconds']:.2f} s{speed} "
           f"({metrics['train_examples']} training, {metrics['test_examples']} test examples)")
+    if metrics["last_epoch"] < metrics["epochs"]:
+        print(f"training ended itself after epoch {metrics['last_epoch']} of {metrics['epochs']}")
+    if metrics["best_epoch"] is not None:
+        print(f"early stopping: kept the parameters of epoch {metrics['best_epoch']}, the lowest test loss")
     line = f"training loss {metrics['train_loss']:.4f}"
     if metrics["test_loss"] is not None:
         line += f"   test loss {metrics['test_loss']:.4f}"
@@ -587,21 +782,28 @@ def print_summary(metrics: dict, data: Prepared) -> None:
 
 
 def json_history(history: dict) -> dict:
-    return {
+    """The per-epoch history of ``--json``: epoch numbers, losses and learning rates, and with
+    early stopping the best and the last epoch (counted from 1)."""
+    report = {
         "epoch": list(range(1, len(history["loss"]) + 1)),
         "train_loss": list(history["loss"]),
         "test_loss": list(history.get("val_loss", [])),
+        "lr": list(history.get("lr", [])),
     }
+    for key in ("best_epoch", "last_epoch"):
+        if key in history:
+            report[key] = history[key]
+    return report
 
 
 def write_outputs(settings, network, data: Prepared, history, metrics, write_checkpoint) -> None:
     from ..nn import checkpoint
 
     if settings["checkpoint"] is not None:
-        write_checkpoint(settings["checkpoint"], settings["epochs"], history)
+        write_checkpoint(settings["checkpoint"], len(history["loss"]), history)
     if settings["save"]:
         checkpoint.save(settings["save"], network, pipeline=data.pipeline.to_dict(),
-                        trained=checkpoint.trained_record(settings, network))
+                        trained=checkpoint.trained_record(settings, network, history))
     if settings["json"]:
         public = {key: value for key, value in settings.items() if key not in ("resume",)}
         payload = json.dumps({"metrics": metrics, "history": json_history(history), "settings": public}, indent=2).encode()
@@ -612,7 +814,8 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
         task = "classifier" if data.pipeline.task == "classification" else "regression"
         score = (f"test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics
                  else f"test R² {metrics['test_r2']:.3f}" if metrics.get("test_r2") is not None else "")
-        title = (f"{data.name}: {'-'.join(map(str, network.layers))} {task}, {settings['activation']}, lr {settings['lr']:g}, "
+        optimizer = "" if settings["optimizer"] == "sgd" else f"{settings['optimizer']}, "
+        title = (f"{data.name}: {'-'.join(map(str, network.layers))} {task}, {settings['activation']}, {optimizer}lr {settings['lr']:g}, "
                  f"{settings['epochs']} epochs" + (f"; {score}" if score else ""))
         plot.save_training_plot(
             settings["plot"], network, data.pipeline,

@@ -146,14 +146,15 @@ class Network:
             self._plans[key] = self.backend.plan(self.architecture, self.dtype, batch_size, optimizer)
         return self._plans[key]
 
-    def prepare(self, batch_size: int | None = None) -> None:
+    def prepare(self, batch_size: int | None = None, optimizer=None) -> None:
         """Compile the backend's kernels for training this network with ``batch_size`` (None: full
-        batch) and for evaluating it, without changing it. Numba compiles a kernel on its first
-        use (tens of seconds on a new machine, then cached on disk); call this to pay that cost
-        up front, outside a timed loop. A no-op on the NumPy backend."""
+        batch) and ``optimizer`` (as ``fit`` takes it; None: plain SGD) and for evaluating it,
+        without changing it. Numba compiles a kernel on its first use (tens of seconds on a new
+        machine, then cached on disk); call this to pay that cost up front, outside a timed loop.
+        A no-op on the NumPy backend."""
         if batch_size is not None:
             check_positive(batch_size, "batch_size", numbers.Integral)
-        self.plan(batch_size).warm_up(self._params)
+        self.plan(batch_size, optimizer).warm_up(self._params)
 
     # ----- forward, loss, gradients ----------------------------------------------------------------
     def forward(self, X) -> np.ndarray:
@@ -322,20 +323,26 @@ class Network:
             "seed": self.seed,
         }
 
-    def save(self, path: str | os.PathLike, records: dict | None = None) -> None:
+    def save(self, path: str | os.PathLike, records: dict | None = None, arrays: dict | None = None) -> None:
         """Write the network to one ``.npz`` file, atomically (an interrupted save leaves the old file).
 
         ``records`` maps names to JSON-serialisable dicts stored beside the parameters (the CLI
         keeps its preprocessing and training state there); ``read_model_file`` returns them.
+        ``arrays`` maps further names to NumPy arrays stored as they are (a checkpoint's optimizer
+        state).
         """
-        arrays = {"config": np.array(json.dumps(self.config()))}
+        entries = {"config": np.array(json.dumps(self.config()))}
         for index, (W, b) in enumerate(self.get_params()):
-            arrays[f"W{index}"], arrays[f"b{index}"] = W, b
-        for name, record in (records or {}).items():
-            if name == "config" or name[:1] in ("W", "b") and name[1:].isdigit():
-                raise ValueError(f"record name {name!r} is reserved for the network itself")
-            arrays[name] = np.array(json.dumps(record))
-        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+            entries[f"W{index}"], entries[f"b{index}"] = W, b
+        extra = [(name, np.array(json.dumps(record))) for name, record in (records or {}).items()]
+        extra += [(name, np.asarray(array)) for name, array in (arrays or {}).items()]
+        for name, value in extra:
+            if name in entries:
+                raise ValueError(f"entry name {name!r} is reserved for the network itself or given twice")
+            if name[:1] in ("W", "b") and name[1:].isdigit():
+                raise ValueError(f"entry name {name!r} is reserved for the network itself")
+            entries[name] = value
+        atomic_write(path, lambda handle: np.savez(handle, **entries))
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> "Network":

@@ -50,6 +50,9 @@ def _training_lines(training: dict | None, trained: dict | None) -> list[str]:
         record.setdefault("epochs_completed", training.get("epochs_completed"))
         record.update({key: value for key, value in training.get("settings", {}).items()
                        if key in TRAINING_SETTINGS and key not in record})
+        history = training.get("history")
+        if isinstance(history, dict) and "best_epoch" in history:  # early stopping's best epoch so far
+            record.setdefault("best_epoch", history["best_epoch"])
     shown = {key: value for key, value in record.items() if value is not None}
     if not shown:
         return ["trained by: not recorded in this file (Network.save keeps the network alone)"]
@@ -58,6 +61,7 @@ def _training_lines(training: dict | None, trained: dict | None) -> list[str]:
 
 # the settings of a checkpoint's training record worth showing
 TRAINING_SETTINGS = ("dataset", "data", "epochs", "lr", "batch_size", "activation", "hidden", "optimizer",
+                     "momentum", "beta1", "beta2", "eps", "weight_decay", "lr_schedule", "early_stopping",
                      "regularization", "reg_rate", "seed", "backend", "ratio")
 
 

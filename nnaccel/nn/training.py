@@ -173,9 +173,9 @@ def fit(
     )
 
 
-def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, stream=None) -> float:
-    """``network.prepare(batch_size)``, saying on stderr what is compiling when it takes longer
-    than ``delay`` seconds (a first run on the Numba backend); returns the seconds it took."""
+def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, stream=None, optimizer=None) -> float:
+    """``network.prepare(batch_size, optimizer)``, saying on stderr what is compiling when it takes
+    longer than ``delay`` seconds (a first run on the Numba backend); returns the seconds it took."""
     stream = stream if stream is not None else sys.stderr
     names = "/".join(dict.fromkeys(network.activations + [network.output]))
     notice = threading.Timer(
@@ -185,7 +185,7 @@ def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, str
     started = time.perf_counter()
     notice.start()
     try:
-        network.prepare(batch_size)
+        network.prepare(batch_size, optimizer)
     finally:
         notice.cancel()
     return time.perf_counter() - started
