@@ -547,6 +547,50 @@ def free_checkpoint_path() -> str:
 
 # ----- the run ------------------------------------------------------------------------------------
 def run(args) -> int:
+    settings, saved = run_settings(args)
+    data = prepare_data(settings)
+    if settings["early_stopping"] is not None and not data.has_test:
+        raise ValueError(f"--early-stopping watches the test loss, but --ratio {settings['ratio']:g} leaves none of "
+                         f"the {data.X_train.shape[1]} examples for testing (no test examples): give a lower --ratio")
+    if saved is not None:
+        network, history, completed, state, remaining = resumed_run(saved, settings)
+    else:
+        network, history, completed, state = new_network(data, settings), {"loss": []}, 0, training.TrainingState()
+        remaining = settings["epochs"]
+    if settings["checkpoint"] is not None and settings["checkpoint_every"] is None:
+        settings["checkpoint_every"] = max(1, settings["epochs"] // 20)
+    write_checkpoint = checkpoint_writer(settings, network, data, state)
+    optimizer = build_optimizer(settings)
+    if remaining and not getattr(args, "scheduler", None):
+        # compile (or load from Numba's cache) before the clock starts: examples/s is training alone
+        batch = settings["batch_size"] or None
+        batch = batch if batch and batch < data.X_train.shape[1] else None
+        training.prepare_with_notice(network, batch, optimizer=optimizer)
+    progress = Progress(settings["epochs"], completed, enabled=not args.quiet)
+    signals = InterruptSignals()
+    started = time.perf_counter()
+    try:
+        if remaining:
+            with signals:
+                on_epoch_end = epoch_callback(settings, progress, write_checkpoint)
+                history = fit_run(args, network, data, settings, optimizer, completed, history, state, on_epoch_end)
+    except TrainingInterrupted as stop:
+        return save_interrupted(stop, settings, signals, write_checkpoint)
+    except WorkersLost as lost:
+        return save_after_lost_workers(lost, args, settings, signals, progress, write_checkpoint)
+    except KeyboardInterrupt:
+        return interrupted_between_epochs(settings, signals)
+    seconds = time.perf_counter() - started
+    trained = len(history["loss"]) - completed
+    metrics = evaluate(network, data, settings, trained, seconds, history)
+    print_summary(metrics, data)
+    write_outputs(settings, network, data, history, metrics, write_checkpoint)
+    return 0
+
+
+def run_settings(args) -> tuple:
+    """(settings, the checkpoint being resumed or None), checked, with every output path checked
+    and the data file's fingerprint taken, before any work."""
     from ..nn import checkpoint
 
     saved = None
@@ -565,18 +609,12 @@ def run(args) -> int:
         if saved is not None and digest != settings.get("data_sha256"):
             raise ValueError(f"{settings['data']!r} changed since the checkpoint was written; resume needs the same data")
         settings["data_sha256"] = digest
-    data = prepare_data(settings)
-    if settings["early_stopping"] is not None and not data.has_test:
-        raise ValueError(f"--early-stopping watches the test loss, but --ratio {settings['ratio']:g} leaves none of "
-                         f"the {data.X_train.shape[1]} examples for testing (no test examples): give a lower --ratio")
+    return settings, saved
 
-    if saved is not None:
-        network, history, completed, state, remaining = resumed_run(saved, settings)
-    else:
-        network, history, completed, state = new_network(data, settings), {"loss": []}, 0, training.TrainingState()
-        remaining = settings["epochs"]
-    if settings["checkpoint"] is not None and settings["checkpoint_every"] is None:
-        settings["checkpoint_every"] = max(1, settings["epochs"] // 20)
+
+def checkpoint_writer(settings: dict, network, data: Prepared, state):
+    """``write_checkpoint(path, epochs_completed, history)``: the run's state, as --resume reads it."""
+    from ..nn import checkpoint
 
     def write_checkpoint(path: str, epochs_completed: int, history: dict) -> None:
         record = {"epochs_completed": epochs_completed, "history": history,
@@ -585,13 +623,11 @@ def run(args) -> int:
             record["stopped"] = True  # training ended here: a resumed run trains no further
         checkpoint.save(path, network, pipeline=data.pipeline.to_dict(), training=record, state=state)
 
-    optimizer = build_optimizer(settings)
-    if remaining and not getattr(args, "scheduler", None):
-        # compile (or load from Numba's cache) before the clock starts: examples/s is training alone
-        batch = settings["batch_size"] or None
-        batch = batch if batch and batch < data.X_train.shape[1] else None
-        training.prepare_with_notice(network, batch, optimizer=optimizer)
-    progress = Progress(settings["epochs"], completed, enabled=not args.quiet)
+    return write_checkpoint
+
+
+def epoch_callback(settings: dict, progress, write_checkpoint):
+    """``on_epoch_end``: the progress line, and a checkpoint every --checkpoint-every epochs."""
 
     def on_epoch_end(epoch: int, history: dict) -> None:
         progress.update(epoch, history)
@@ -599,68 +635,70 @@ def run(args) -> int:
         if settings["checkpoint"] is not None and (epoch + 1) % every == 0 and epoch + 1 < settings["epochs"]:
             write_checkpoint(settings["checkpoint"], epoch + 1, history)
 
+    return on_epoch_end
+
+
+def fit_run(args, network, data: Prepared, settings: dict, optimizer, completed: int, history: dict, state,
+            on_epoch_end) -> dict:
+    """Train the remaining epochs, in this process or data-parallel on a Dask cluster; the history."""
+    fit = network.fit
+    if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
+        from ..distributed import fit as distributed_fit
+
+        fit = functools.partial(distributed_fit, network, scheduler=args.scheduler, worker_backend=settings["backend"] or "auto")
     l1 = settings["reg_rate"] if settings["regularization"] == "l1" else 0.0
     l2 = settings["reg_rate"] if settings["regularization"] == "l2" else 0.0
-    signals = InterruptSignals()
-    started = time.perf_counter()
-    try:
-        if remaining:
-            with signals:
-                fit = network.fit
-                if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
-                    from ..distributed import fit as distributed_fit
+    return fit(
+        data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
+        batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
+        validation=(data.X_test, data.Y_test) if data.has_test else None,
+        seed=settings["seed"], optimizer=optimizer, lr_schedule=settings["lr_schedule"],
+        early_stopping=settings["early_stopping"],
+        start_epoch=completed, history=history, state=state, on_epoch_end=on_epoch_end,
+    )
 
-                    fit = functools.partial(distributed_fit, network, scheduler=args.scheduler,
-                                            worker_backend=settings["backend"] or "auto")
-                history = fit(
-                    data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
-                    batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
-                    validation=(data.X_test, data.Y_test) if data.has_test else None,
-                    seed=settings["seed"], optimizer=optimizer, lr_schedule=settings["lr_schedule"],
-                    early_stopping=settings["early_stopping"],
-                    start_epoch=completed, history=history, state=state, on_epoch_end=on_epoch_end,
-                )
-    except TrainingInterrupted as stop:
-        with signals.ignored():
-            path = settings["checkpoint"] or free_checkpoint_path()
-            write_checkpoint(path, stop.epoch, stop.history)
-        number = signals.received or signal.SIGINT
-        print(
-            f"\nnnaccel: interrupted by {signal.Signals(number).name} in epoch {stop.epoch + 1} of {settings['epochs']}; "
-            f"the state after {stop.epoch} epochs is saved in {path}. Resume with: nnaccel train --resume {path}",
-            file=sys.stderr,
-        )
-        return 128 + number
-    except WorkersLost as lost:  # the cluster failed, not the input (exit 1); the run so far is kept
-        with signals.ignored():
-            path = settings["checkpoint"] or free_checkpoint_path()
-            write_checkpoint(path, lost.epoch, lost.history)
-        lead = "\n" if progress.enabled and progress.interactive else ""  # end a progress bar redrawn in place
-        print(
-            f"{lead}nnaccel: error: {lost.problem} during epoch {lost.epoch + 1} of "
-            f"{settings['epochs']}; the state after {lost.epoch} epochs is saved in {path}. Restart the cluster's "
-            f"workers and resume with: nnaccel train --resume {path} --scheduler {args.scheduler}",
-            file=sys.stderr,
-        )
-        return 1
-    except KeyboardInterrupt:
-        # The signal landed between fit's clean epoch boundaries (a few bookkeeping instructions
-        # between epochs), where the parameters and the history may disagree: save nothing new.
-        number = signals.received or signal.SIGINT
-        path = settings["checkpoint"] if settings["checkpoint"] and os.path.exists(settings["checkpoint"]) else None
-        print(
-            f"\nnnaccel: interrupted by {signal.Signals(number).name} between epochs; "
-            + (f"the last checkpoint is {path}. Resume with: nnaccel train --resume {path}" if path
-               else "no checkpoint was written (use --checkpoint FILE)"),
-            file=sys.stderr,
-        )
-        return 128 + number
-    seconds = time.perf_counter() - started
-    trained = len(history["loss"]) - completed
-    metrics = evaluate(network, data, settings, trained, seconds, history)
-    print_summary(metrics, data)
-    write_outputs(settings, network, data, history, metrics, write_checkpoint)
-    return 0
+
+def save_interrupted(stop: TrainingInterrupted, settings: dict, signals, write_checkpoint) -> int:
+    """Ctrl-C or SIGTERM at an epoch boundary: save the state there and say how to resume."""
+    with signals.ignored():
+        path = settings["checkpoint"] or free_checkpoint_path()
+        write_checkpoint(path, stop.epoch, stop.history)
+    number = signals.received or signal.SIGINT
+    print(
+        f"\nnnaccel: interrupted by {signal.Signals(number).name} in epoch {stop.epoch + 1} of {settings['epochs']}; "
+        f"the state after {stop.epoch} epochs is saved in {path}. Resume with: nnaccel train --resume {path}",
+        file=sys.stderr,
+    )
+    return 128 + number
+
+
+def save_after_lost_workers(lost: WorkersLost, args, settings: dict, signals, progress, write_checkpoint) -> int:
+    """The Dask cluster failed, not the input (exit 1): save the run so far and say how to resume."""
+    with signals.ignored():
+        path = settings["checkpoint"] or free_checkpoint_path()
+        write_checkpoint(path, lost.epoch, lost.history)
+    lead = "\n" if progress.enabled and progress.interactive else ""  # end a progress bar redrawn in place
+    print(
+        f"{lead}nnaccel: error: {lost.problem} during epoch {lost.epoch + 1} of "
+        f"{settings['epochs']}; the state after {lost.epoch} epochs is saved in {path}. Restart the cluster's "
+        f"workers and resume with: nnaccel train --resume {path} --scheduler {args.scheduler}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def interrupted_between_epochs(settings: dict, signals) -> int:
+    """The signal landed between fit's clean epoch boundaries (a few bookkeeping instructions
+    between epochs), where the parameters and the history may disagree: save nothing new."""
+    number = signals.received or signal.SIGINT
+    path = settings["checkpoint"] if settings["checkpoint"] and os.path.exists(settings["checkpoint"]) else None
+    print(
+        f"\nnnaccel: interrupted by {signal.Signals(number).name} between epochs; "
+        + (f"the last checkpoint is {path}. Resume with: nnaccel train --resume {path}" if path
+           else "no checkpoint was written (use --checkpoint FILE)"),
+        file=sys.stderr,
+    )
+    return 128 + number
 
 
 def new_network(data: Prepared, settings: dict):
