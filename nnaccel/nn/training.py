@@ -224,37 +224,8 @@ def run_epochs(
     started = time.perf_counter()
     stop = False
     for epoch in range(start_epoch, epochs):
-        params = network.parameters
         hyper = settings.hyper if schedule is None else Hyperparameters(state.schedule.lr, settings.hyper.l1, settings.hyper.l2)
-        snapshot = [(backend.copy(W), backend.copy(b)) for W, b in params]
-        optimizer_snapshot = plan.snapshot_state()
-        try:
-            total, m = run_epoch(epoch, hyper)
-            loss = backend.to_float(total) / m
-        except KeyboardInterrupt:
-            _restore(network, plan, snapshot, optimizer_snapshot)  # back to the epoch's start: a clean point to resume from
-            raise TrainingInterrupted(epoch, history) from None
-        except Exception:  # bad data found mid-epoch (a streamed chunk), a read error: keep the epoch's start
-            _restore(network, plan, snapshot, optimizer_snapshot)
-            raise
-        params = network.parameters
-        if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in params):
-            _restore(network, plan, snapshot, optimizer_snapshot)
-            raise TrainingDiverged(
-                epoch,
-                f"training diverged at epoch {epoch + 1}: "
-                + (f"the loss became {loss}; " if not math.isfinite(loss) else "the parameters became NaN or infinite; ")
-                + "the network keeps its parameters from before that epoch. Try a smaller learning rate "
-                f"than lr={hyper.lr:g}",
-            )
-        try:
-            validation_loss = measure_validation() if measure_validation is not None else None
-        except KeyboardInterrupt:
-            _restore(network, plan, snapshot, optimizer_snapshot)  # the epoch is not recorded yet: resume it from its start
-            raise TrainingInterrupted(epoch, history) from None
-        except Exception:  # a read error, a cluster that lost its workers: likewise
-            _restore(network, plan, snapshot, optimizer_snapshot)
-            raise
+        loss, validation_loss, m = _train_epoch(network, plan, run_epoch, measure_validation, epoch, hyper, history)
         history["loss"].append(loss)
         if validation_loss is not None:
             history["val_loss"].append(validation_loss)
@@ -276,6 +247,34 @@ def run_epochs(
     if progress:
         print(file=sys.stderr)
     return history
+
+
+def _train_epoch(network, plan, run_epoch, measure_validation, epoch: int, hyper: Hyperparameters, history: dict) -> tuple:
+    """(mean training loss, validation loss or None, m) of one epoch, trained in place. Whatever
+    stops it (Ctrl-C, bad data, a lost cluster, divergence) leaves the parameters and the
+    optimizer's state at the epoch's start: a clean point to resume from."""
+    backend = network.backend
+    snapshot = [(backend.copy(W), backend.copy(b)) for W, b in network.parameters]
+    optimizer_snapshot = plan.snapshot_state()
+    try:
+        total, m = run_epoch(epoch, hyper)
+        loss = backend.to_float(total) / m
+        if not math.isfinite(loss) or not all(backend.all_finite(W) and backend.all_finite(b) for W, b in network.parameters):
+            raise TrainingDiverged(
+                epoch,
+                f"training diverged at epoch {epoch + 1}: "
+                + (f"the loss became {loss}; " if not math.isfinite(loss) else "the parameters became NaN or infinite; ")
+                + "the network keeps its parameters from before that epoch. Try a smaller learning rate "
+                f"than lr={hyper.lr:g}",
+            )
+        validation_loss = measure_validation() if measure_validation is not None else None
+    except KeyboardInterrupt:
+        _restore(network, plan, snapshot, optimizer_snapshot)
+        raise TrainingInterrupted(epoch, history) from None
+    except BaseException:
+        _restore(network, plan, snapshot, optimizer_snapshot)
+        raise
+    return loss, validation_loss, m
 
 
 def _start_state(network, state: TrainingState, settings: RunSettings, epochs: int) -> None:
