@@ -93,11 +93,7 @@ def fit(
             "Dask training is full-batch gradient descent (one graph per step over all the data); pass "
             "batch_size=None, or train mini-batches in one process with net.fit, which streams large data"
         )
-    validation_data = None
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError("validation must be a pair (X_validation, Y_validation)")
-        validation_data = _checked_data(validation[0], validation[1], architecture, "validation")
+    validation_data = _checked_validation(validation, architecture)
 
     history = history if history is not None else {"loss": []}
     with (
@@ -110,13 +106,9 @@ def fit(
         trainer = DataParallel(client, network, *_as_dask(data, network, worker_count, chunk_size), worker_backend, timeout)
         persisted.callback(trainer.release)
         measure_validation = None
-        if validation_data is not None and isinstance(validation_data[0], np.ndarray):
-            measure_validation = _client_loss(network, validation_data)
-        elif validation_data is not None:
-            evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size),
-                                     worker_backend, timeout)
-            persisted.callback(evaluator.release)
-            measure_validation = evaluator.mean_loss
+        if validation_data is not None:
+            measure_validation = _validation_measure(client, network, validation_data, worker_count, chunk_size,
+                                                     worker_backend, timeout, persisted)
         plan = network.plan(None, optimizer)
         settings = RunSettings(Hyperparameters(lr, l1, l2), plan, schedule, stopping, trainer.m)
         return run_epochs(
@@ -131,6 +123,26 @@ def fit(
             state=state,
             on_epoch_end=on_epoch_end,
         )
+
+
+def _checked_validation(validation, architecture):
+    """``fit``'s ``validation`` pair, checked (None stays None)."""
+    if validation is None:
+        return None
+    if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+        raise ValueError("validation must be a pair (X_validation, Y_validation)")
+    return _checked_data(validation[0], validation[1], architecture, "validation")
+
+
+def _validation_measure(client, network, validation_data, worker_count, chunk_size, worker_backend, timeout, persisted):
+    """``measure_validation() -> float``: NumPy validation data evaluated on the client, anything
+    else persisted on the cluster (released when ``persisted`` closes) and evaluated there."""
+    if isinstance(validation_data[0], np.ndarray):
+        return _client_loss(network, validation_data)
+    evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend,
+                             timeout)
+    persisted.callback(evaluator.release)
+    return evaluator.mean_loss
 
 
 @contextlib.contextmanager
