@@ -576,10 +576,9 @@ def print_summary(metrics: dict, data: Prepared) -> None:
     speed = f", {metrics['examples_per_second']:,.0f} examples/s" if metrics["examples_per_second"] else ""
     print(f"{metrics['epochs_this_run']} epochs in {metrics['seconds']:.2f} s{speed} "
           f"({metrics['train_examples']} training, {metrics['test_examples']} test examples)")
-    line = f"training loss {metrics['train_loss']:.4f}"
-    if metrics["test_loss"] is not None:
-        line += f"   test loss {metrics['test_loss']:.4f}"
-    print(line)
+    from ..plot import final_loss_text  # cheap: plot.py imports matplotlib only to draw
+
+    print(final_loss_text(metrics["train_loss"], metrics["test_loss"]))
     score = "accuracy" if metrics["task"] == "classification" else "r2"
     shown = "accuracy" if score == "accuracy" else "R^2"
     values = [(part, metrics.get(f"{part}_{score}")) for part in ("train", "test")]
@@ -618,5 +617,6 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
             settings["plot"], network, data.pipeline,
             train=(data.raw_train, data.labels_train),
             test=(data.raw_test, data.labels_test) if data.has_test else None,
-            history=json_history(history), title=title, domain=data.domain,
+            history=json_history(history), final_loss=(metrics["train_loss"], metrics["test_loss"]),
+            title=title, domain=data.domain,
         )
