@@ -1,9 +1,10 @@
-"""The pytest-benchmark suite: one training step per benchmark, grouped by network and m, with the
-backend (or peer library) as a parameter, so backends compare side by side:
+"""The pytest-benchmark suite: one training step per benchmark. Each workload (a network and m) is
+one benchmark group, so the report has one table per workload with a row for every backend and
+peer library, fastest first:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest benchmarks/ --benchmark-group-by=group,param:backend
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest benchmarks/
 
-(``--benchmark-group-by=group`` alone puts every backend of one network and m in one table.)
+(Adding ``param:backend`` to ``--benchmark-group-by`` would split each table into one-row tables.)
 Tiny sizes, for a quick smoke test (CI): ``NNACCEL_BENCH_TINY=1`` or ``--bench-tiny``, e.g.
 
     NNACCEL_BENCH_TINY=1 pytest benchmarks/ --benchmark-disable -q
@@ -38,13 +39,19 @@ def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         sizes = TINY_SIZES if tiny(metafunc.config) else SIZES
         cases = [(parse_nets(label)[0], m) for label, ms in sizes.items() for m in ms]
-        metafunc.parametrize("case", cases, ids=[f"{net.label}-m{m}" for net, m in cases])
+        metafunc.parametrize("case", [workload(net, m) for net, m in cases])
     if "backend" in metafunc.fixturenames:
         params = []
         for name in BACKEND_NAMES + PEERS:
             marks = [pytest.mark.gpu] if name == "cupy" else []
             params.append(pytest.param(name, marks=marks, id=name))
         metafunc.parametrize("backend", params)
+
+
+def workload(net, m):
+    """The ``case`` parameter for ``net`` at ``m`` examples, in a benchmark group of its own: the
+    backends (parametrised separately) are then the rows of its table."""
+    return pytest.param((net, m), id=f"{net.label}-m{m}", marks=pytest.mark.benchmark(group=f"{net.label} m={m}"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -36,21 +36,18 @@ MIB = 2**20
 
 
 # ----- the children: one measurement each, printed as one JSON line ----------------------------------
+def _net(layers):
+    """The benchmark's network for ``layers``: tanh/sigmoid for one output, else relu/softmax."""
+    from nnaccel.bench.spec import parse_nets
+
+    return parse_nets("-".join(map(str, layers)), "tanh" if layers[-1] == 1 else "relu")[0]
+
+
 def _data(layers, m: int):
-    import numpy as np
+    """``nnaccel bench``'s data for the network: X (n, m), Y (outputs, m), float32."""
+    from nnaccel.bench.runners import make_data
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((layers[0], m), dtype=np.float32)
-    if layers[-1] == 1:
-        Y = (X[0] * X[1] >= 0).astype(np.float32).reshape(1, m)
-    else:
-        Y = np.zeros((layers[-1], m), dtype=np.float32)
-        Y[rng.integers(0, layers[-1], m), np.arange(m)] = 1.0
-    return X, Y
-
-
-def _activations(layers):
-    return ("tanh", "sigmoid") if layers[-1] == 1 else ("relu", "softmax")
+    return make_data(_net(layers), m)
 
 
 def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, before: str, optimizer: str = "sgd") -> dict:
@@ -69,8 +66,8 @@ def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, 
     from nnaccel.bench.limits import cpu_gemm
 
     X, Y = _data(layers, m)
-    activation, output = _activations(layers)
-    network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
+    net = _net(layers)
+    network = nna.Network(layers, net.activation, net.output, backend=backend, dtype="float32")
     lr = 0.01 if optimizer == "sgd" else 1e-3
     network.prepare(batch)
     network.fit(X, Y, epochs=1, lr=lr, batch_size=batch, optimizer=optimizer)
@@ -195,14 +192,9 @@ def verdict(value: float, target: float, at_least: bool = True) -> str:
     return "met" if (value >= target if at_least else value <= target) else "NOT met"
 
 
-def matmul_flops(layers, m: int) -> float:
-    """FLOPs of one training step's matmuls over m examples: W H, dW = dA H^T, and dH = W^T dA for
-    every layer but the first."""
-    products = [layers[index] * layers[index + 1] for index in range(len(layers) - 1)]
-    return 2.0 * m * (2 * sum(products) + sum(products[1:]))
-
-
 def wide_targets(rounds: int) -> list:
+    from nnaccel.bench.roofline import step_flops
+
     layers, m, lines = [784, 256, 10], 30000, []
     for batch in (32, 256):
         epochs = 2 if batch == 32 else 3
@@ -225,7 +217,7 @@ def wide_targets(rounds: int) -> list:
         lines.append(f"  numba / numpy {ratio:.2f}x (>= 1: {verdict(ratio, 1.0)})")
         if batch == 256:
             floors = [
-                record["examples_per_s"] * matmul_flops(layers, 1) / (record["gemm_gflops"] * 1e9) for record in results["numba"]
+                record["examples_per_s"] * step_flops(layers, 1) / (record["gemm_gflops"] * 1e9) for record in results["numba"]
             ]
             floor_ratio = 1 / statistics.median(floors)
             lines.append(f"  step time / GEMM floor {floor_ratio:.2f}x (<= 1.5x: {verdict(floor_ratio, 1.5, False)})")

@@ -4,8 +4,8 @@
 
 1. 2-6-6-1 (tanh hidden, sigmoid output, float32), one full-batch training step (forward, backward,
    update; data already on the backend) at m = 1e6 and 1e7: Numba backend vs NumPy backend
-   (target >= 10x examples/s) vs PyTorch CPU (target >= 8x; the faster of an autograd step and a
-   hand-written backprop step, with torch using every CPU). The contenders run in turns within each
+   (target >= 10x examples/s) vs PyTorch CPU (target >= 8x; the faster of the autograd step
+   ``nnaccel bench`` times as torch-cpu and a hand-written backprop step, torch using every CPU). The contenders run in turns within each
    round (each trains untimed for 0.2 s, then one step is timed); a ratio is taken per round and the
    median over rounds is reported, so load from other processes hits all contenders alike.
 2. Peak memory of a training run (``Network.fit``, 3 epochs, full batch) at m = 1e7, in a fresh
@@ -17,6 +17,11 @@
 4. First-step overhead with a warm cache: a fresh process's first training step minus a later one
    (target <= 1 s), for a fused (2-6-6-1) and a layered (784-256-10) network. One process runs
    first to warm the cache.
+
+The pieces are ``nnaccel.bench``'s, so these figures and ``nnaccel bench``'s measure the same
+things: the steps are its runners (``runners.backend_runner``, ``peers.torch_runner``) on its data
+(``runners.make_data``), the GEMM rate is ``limits.cpu_gemm`` and the FLOP count
+``roofline.step_flops``.
 """
 
 from __future__ import annotations
@@ -36,110 +41,71 @@ import nnaccel  # noqa: E402, F401
 IMPORT_SECONDS = time.perf_counter() - _started  # reported by the first-step child
 
 import numpy as np  # noqa: E402
+from nnaccel.bench.limits import cpu_gemm  # noqa: E402
 from nnaccel.bench.memory import resident_bytes  # noqa: E402
+from nnaccel.bench.peers import torch_runner  # noqa: E402
+from nnaccel.bench.roofline import step_flops  # noqa: E402
+from nnaccel.bench.runner_types import RunnerUnavailable  # noqa: E402
+from nnaccel.bench.runners import backend_runner, make_data  # noqa: E402
+from nnaccel.bench.spec import parse_nets  # noqa: E402
 
 MIB = 2**20
+SMALL = parse_nets("2-6-6-1", "tanh")[0]  # sigmoid output
+WIDE = parse_nets("784-256-10", "relu")[0]  # softmax output
 
 
 # ----- helpers ---------------------------------------------------------------------------------------
-
-
-def xor_data(m: int, seed: int = 0):
-    """X (2, m) float32 standard normal, Y (1, m) float32 xor-like labels, made without temporaries."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((2, m), dtype=np.float32)
-    Y = np.empty((1, m), dtype=np.float32)
-    np.greater_equal(X[0] * X[1], 0.0, out=Y[0], casting="unsafe")
-    return X, Y
-
-
-def mnist_like_data(m: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.random((784, m), dtype=np.float32)
-    Y = np.zeros((10, m), dtype=np.float32)
-    Y[rng.integers(0, 10, m), np.arange(m)] = 1.0
-    return X, Y
-
-
-def nnaccel_step(backend: str, layers, activation, output, X, Y):
-    """A callable running one full-batch step of nnaccel on ``backend`` (warmed up once)."""
-    import nnaccel as nna
-    from nnaccel.nn.training import full_batch_step
-
-    network = nna.Network(layers, activation, output, backend=backend, dtype="float32")
-    X_backend = network.backend.asarray(X, network.dtype)
-    Y_backend = network.backend.asarray(Y, network.dtype)
-    grads = network.gradient_buffers()
-
-    def step():
-        full_batch_step(network, X_backend, Y_backend, grads, lr=0.1)
-
+def nnaccel_step(backend: str, net, X, Y):
+    """A callable running one full-batch step of nnaccel on ``backend`` (warmed up once): the step
+    ``nnaccel bench`` times."""
+    step = backend_runner(backend, net, X, Y).step
     step()
     return step
 
 
 def torch_steps(X, Y):
-    """{name: step} for PyTorch CPU on 2-6-6-1 (tanh, sigmoid + BCE): autograd and hand-written."""
+    """{name: step} for PyTorch CPU on 2-6-6-1 with torch using every CPU: the autograd step that
+    ``nnaccel bench`` times as torch-cpu, and a hand-written backprop step (warmed up once each)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    steps = {"torch autograd": torch_runner(SMALL, X, Y).step, "torch manual": torch_manual_step(X, Y)}
+    for step in steps.values():
+        step()
+    return steps
+
+
+def torch_manual_step(X, Y):
+    """One 2-6-6-1 step written out without autograd, from nnaccel's initial weights: PyTorch's
+    best case, since it skips the graph autograd records."""
     import torch
     import torch.nn.functional as F
 
-    from nnaccel.core.architecture import Architecture
+    from nnaccel.bench.runner_types import DTYPE, LEARNING_RATE
     from nnaccel.nn.initialization import initial_params
 
-    torch.set_num_threads(os.cpu_count())
-    architecture = Architecture.build([2, 6, 6, 1], "tanh", "sigmoid")
-    X_torch = torch.from_numpy(X)
-    Y_torch = torch.from_numpy(Y)
+    params = [(torch.from_numpy(W), torch.from_numpy(b)) for W, b in initial_params(SMALL.architecture(), 0, DTYPE)]
+    X_torch, Y_torch = torch.from_numpy(X), torch.from_numpy(Y)
     m = X.shape[1]
-    lr = 0.1
-
-    def fresh_params(requires_grad):
-        return [
-            (torch.from_numpy(W.copy()).requires_grad_(requires_grad), torch.from_numpy(b.copy()).requires_grad_(requires_grad))
-            for W, b in initial_params(architecture, 0, np.float32)
-        ]
-
-    autograd_params = fresh_params(True)
-    flat = [tensor for pair in autograd_params for tensor in pair]
-
-    def autograd_step():
-        (W1, b1), (W2, b2), (W3, b3) = autograd_params
-        H1 = torch.tanh(torch.addmm(b1, W1, X_torch))
-        H2 = torch.tanh(torch.addmm(b2, W2, H1))
-        A3 = torch.addmm(b3, W3, H2)
-        loss = F.binary_cross_entropy_with_logits(A3, Y_torch, reduction="sum") / m
-        grads = torch.autograd.grad(loss, flat)
-        with torch.no_grad():
-            for tensor, gradient in zip(flat, grads):
-                tensor.sub_(gradient, alpha=lr)
-
-    manual_params = fresh_params(False)
 
     @torch.no_grad()
-    def manual_step():
-        (W1, b1), (W2, b2), (W3, b3) = manual_params
+    def step():
+        (W1, b1), (W2, b2), (W3, b3) = params
         H1 = torch.tanh(torch.addmm(b1, W1, X_torch))
         H2 = torch.tanh(torch.addmm(b2, W2, H1))
         A3 = torch.addmm(b3, W3, H2)
         loss = F.binary_cross_entropy_with_logits(A3, Y_torch, reduction="sum")
         dA3 = torch.sigmoid(A3).sub_(Y_torch).mul_(1.0 / m)  # dA = (H - Y) / m
-        dH2 = W3.t().mm(dA3)
-        dA2 = dH2.mul_(1.0 - H2 * H2)  # tanh' = 1 - H^2
-        dH1 = W2.t().mm(dA2)
-        dA1 = dH1.mul_(1.0 - H1 * H1)
-        grads = [
-            (dA1.mm(X_torch.t()), dA1.sum(1, keepdim=True)),
-            (dA2.mm(H1.t()), dA2.sum(1, keepdim=True)),
-            (dA3.mm(H2.t()), dA3.sum(1, keepdim=True)),
-        ]
-        for (W, b), (dW, db) in zip(manual_params, grads):
-            W.sub_(dW, alpha=lr)
-            b.sub_(db, alpha=lr)
+        dA2 = W3.t().mm(dA3).mul_(1.0 - H2 * H2)  # tanh' = 1 - H^2
+        dA1 = W2.t().mm(dA2).mul_(1.0 - H1 * H1)
+        grads = [(dA1.mm(X_torch.t()), dA1.sum(1, keepdim=True)), (dA2.mm(H1.t()), dA2.sum(1, keepdim=True)),
+                 (dA3.mm(H2.t()), dA3.sum(1, keepdim=True))]
+        for (W, b), (dW, db) in zip(params, grads):
+            W.sub_(dW, alpha=LEARNING_RATE)
+            b.sub_(db, alpha=LEARNING_RATE)
         return loss
 
-    autograd_step()
-    manual_step()
-    return {"torch autograd": autograd_step, "torch manual": manual_step}
+    return step
 
 
 def time_once(step) -> float:
@@ -164,34 +130,14 @@ def time_settled(step) -> float:
     return time_once(step)
 
 
-def gemm_rate(size: int = 2048) -> float:
-    """float32 FLOP/s of a large square np.matmul (best of 3)."""
-    A = np.random.default_rng(0).random((size, size), dtype=np.float32)
-    B = np.random.default_rng(1).random((size, size), dtype=np.float32)
-    C = np.empty((size, size), dtype=np.float32)
-    np.matmul(A, B, out=C)
-    best = min(time_once(lambda: np.matmul(A, B, out=C)) for _ in range(3))
-    return 2.0 * size**3 / best
-
-
-def matmul_flops(layers, m: int) -> float:
-    """FLOPs of one training step's matmuls: forward W H, backward dW = dA H^T and dH = W^T dA
-    (dH for every layer but the first)."""
-    products = [layers[index] * layers[index + 1] for index in range(len(layers) - 1)]
-    return 2.0 * m * (2 * sum(products) + sum(products[1:]))
-
-
 # ----- 1. throughput of 2-6-6-1 ----------------------------------------------------------------------
 def throughput(m: int, rounds: int, with_torch: bool) -> dict:
-    X, Y = xor_data(m)
-    steps = {
-        "numba": nnaccel_step("numba", [2, 6, 6, 1], "tanh", "sigmoid", X, Y),
-        "numpy": nnaccel_step("numpy", [2, 6, 6, 1], "tanh", "sigmoid", X, Y),
-    }
+    X, Y = make_data(SMALL, m)
+    steps = {"numba": nnaccel_step("numba", SMALL, X, Y), "numpy": nnaccel_step("numpy", SMALL, X, Y)}
     if with_torch:
         try:
             steps.update(torch_steps(X, Y))
-        except ImportError:
+        except (ImportError, RunnerUnavailable):
             print("  (PyTorch is not installed: no torch figures)")
     times = {name: [] for name in steps}
     for _ in range(rounds):
@@ -211,9 +157,9 @@ def throughput(m: int, rounds: int, with_torch: bool) -> dict:
 def memory_child(m: int) -> dict:
     import nnaccel as nna
 
-    network = nna.Network([2, 6, 6, 1], "tanh", "sigmoid", backend="numba", dtype="float32")
+    network = nna.Network(list(SMALL.layers), SMALL.activation, SMALL.output, backend="numba", dtype="float32")
     baseline, _ = resident_bytes()
-    X, Y = xor_data(m)
+    X, Y = make_data(SMALL, m)
     history = network.fit(X, Y, epochs=3, lr=0.1)
     current, peak = resident_bytes()
     return {
@@ -234,16 +180,12 @@ def run_child(*arguments: str) -> dict:
 
 # ----- 3. 784-256-10 against the GEMM floor ------------------------------------------------------------
 def gemm_floor(m: int, rounds: int) -> dict:
-    layers = [784, 256, 10]
-    X, Y = mnist_like_data(m)
-    steps = {
-        "numba": nnaccel_step("numba", layers, "relu", "softmax", X, Y),
-        "numpy": nnaccel_step("numpy", layers, "relu", "softmax", X, Y),
-    }
-    flops = matmul_flops(layers, m)
+    X, Y = make_data(WIDE, m)
+    steps = {"numba": nnaccel_step("numba", WIDE, X, Y), "numpy": nnaccel_step("numpy", WIDE, X, Y)}
+    flops = step_flops(WIDE.layers, m)
     numba_times, numpy_times, floors, rates = [], [], [], []
     for _ in range(rounds):
-        rate = gemm_rate()
+        rate = cpu_gemm()["gemm_gflops"] * 1e9
         numba_times.append(time_settled(steps["numba"]))
         numpy_times.append(time_settled(steps["numpy"]))
         rates.append(rate)
@@ -261,18 +203,9 @@ def gemm_floor(m: int, rounds: int) -> dict:
 
 # ----- 4. first step with a warm cache (child process) -------------------------------------------------
 def first_step_child(net: str) -> dict:
-    import nnaccel as nna
-    from nnaccel.nn.training import full_batch_step
-
-    if net == "2-6-6-1":
-        layers, activation, output = [2, 6, 6, 1], "tanh", "sigmoid"
-        X, Y = xor_data(100_000)
-    else:
-        layers, activation, output = [784, 256, 10], "relu", "softmax"
-        X, Y = mnist_like_data(10_000)
-    network = nna.Network(layers, activation, output, backend="numba", dtype="float32")
-    grads = network.gradient_buffers()
-    step_times = [time_once(lambda: full_batch_step(network, X, Y, grads, lr=0.1)) for _ in range(4)]
+    spec, m = (SMALL, 100_000) if net == "2-6-6-1" else (WIDE, 10_000)
+    step = backend_runner("numba", spec, *make_data(spec, m)).step  # its buffers and kernels come at the first step
+    step_times = [time_once(step) for _ in range(4)]
     return {"net": net, "import_s": IMPORT_SECONDS, "first_s": step_times[0], "later_s": statistics.median(step_times[1:])}
 
 

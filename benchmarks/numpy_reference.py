@@ -5,10 +5,10 @@ sigmoid output, float32, full batch) at m = 1e6 and 1e7, and its peak memory at 
 
 Each m runs in a fresh subprocess, so the memory figure is that process's own: its peak resident
 set size minus its resident size after the imports and before any data (the data is included),
-and that difference as a multiple of the bytes of X and Y. The step is timed with
-``nnaccel.nn.training.full_batch_step`` (forward + backward + update, data already on the backend);
-the figure is the median of ``--repeat`` steps after one warm-up step. The peak also covers one
-``Network.fit`` epoch (input checks included), the path users take.
+and that difference as a multiple of the bytes of X and Y. The step and its data are the ones
+``nnaccel bench`` times (``nnaccel.bench.runners``: forward + backward + update, data already on
+the backend); the figure is the median of ``--repeat`` steps after one warm-up step. The peak also
+covers one ``Network.fit`` epoch (input checks included), the path users take.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import subprocess
 import sys
 
 from nnaccel.bench.memory import resident_bytes
+from nnaccel.bench.spec import parse_nets
 
-LAYERS = [2, 6, 6, 1]
+NET = parse_nets("2-6-6-1", "tanh")[0]  # sigmoid output
 
 
 def measure(m: int, repeat: int) -> dict:
@@ -28,36 +29,29 @@ def measure(m: int, repeat: int) -> dict:
     import statistics
     import time
 
-    import numpy as np
-
     import nnaccel as nna
-    from nnaccel.nn.training import full_batch_step
+    from nnaccel.bench.runners import backend_runner, make_data
 
-    network = nna.Network(LAYERS, activation="tanh", output="sigmoid", backend="numpy", dtype="float32")
     baseline, _ = resident_bytes()
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((2, m), dtype=np.float32)
-    Y = np.empty((1, m), dtype=np.float32)
-    np.greater_equal(X[0] * X[1], 0.0, out=Y[0], casting="unsafe")  # xor-like labels
+    X, Y = make_data(NET, m)
     data_bytes = X.nbytes + Y.nbytes
 
-    backend = network.backend
-    grads = network.gradient_buffers()
-    full_batch_step(network, X, Y, grads, lr=0.1)  # warm-up: allocates the workspace
+    runner = backend_runner("numpy", NET, X, Y)  # the step `nnaccel bench` times
+    runner.step()  # warm-up: allocates the workspace
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        full_batch_step(network, X, Y, grads, lr=0.1)
-        backend.synchronize()
+        runner.step()
+        runner.synchronize()
         times.append(time.perf_counter() - started)
     _, step_peak = resident_bytes()
+    network = nna.Network(list(NET.layers), NET.activation, NET.output, backend="numpy", dtype="float32")
     network.fit(X, Y, epochs=1, lr=0.1)
     _, fit_peak = resident_bytes()
     step_s = statistics.median(times)
     return {
         "backend": "numpy",
-        "net": "-".join(map(str, LAYERS)),
+        "net": NET.label,
         "m": m,
         "step_s": step_s,
         "examples_per_s": m / step_s,

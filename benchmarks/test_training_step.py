@@ -28,7 +28,6 @@ def test_training_step(benchmark, backend, case):
         runner.step()
         runner.synchronize()  # GPU work counts in the step's time (a no-op on the CPU)
 
-    benchmark.group = f"{net.label} m={m}"
     benchmark.extra_info.update(net=net.label, m=m, timed=runner.timed)
     benchmark(step)
 

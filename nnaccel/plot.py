@@ -44,6 +44,7 @@ def save_training_plot(
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray] | None,
     history: dict,
+    final_loss: tuple[float, float | None],
     title: str,
     domain: tuple[float, float] | None = None,
 ) -> None:
@@ -51,6 +52,8 @@ def save_training_plot(
 
     ``train``/``test``: (raw inputs (k, m), labels (m,)) as read, before the pipeline's
     preprocessing. ``history``: {"train_loss": [...], "test_loss": [...]}, one value per epoch.
+    ``final_loss``: (training loss, test loss or None) of the trained network, each over its whole
+    set: the numbers ``nnaccel train`` prints, shown above the loss curves.
     ``domain``: the (low, high) of both axes of the plane (the Playground's is (-6, 6)); None fits
     the data.
     """
@@ -72,7 +75,7 @@ def save_training_plot(
         _principal_plane(output_axes, network, pipeline, parts)
     else:
         _predicted_against_true(output_axes, network, pipeline, parts)
-    _losses(loss_axes, history)
+    _losses(loss_axes, history, final_loss)
     figure.suptitle(title, fontsize=13)
     extension = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     atomic_write(path, lambda handle: figure.savefig(handle, format=extension if extension in ("pdf", "svg") else "png"))
@@ -280,13 +283,15 @@ def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 # ----- the loss curves ----------------------------------------------------------------------------
-def _losses(axes, history: dict):
+def _losses(axes, history: dict, final_loss: tuple[float, float | None]):
     train = np.asarray(history.get("train_loss", []), dtype=np.float64)
     test = np.asarray(history.get("test_loss", []), dtype=np.float64)
     epochs = np.arange(1, train.size + 1)
-    axes.plot(epochs, train, color="#888888", linewidth=1.8, label="training loss")
+    # an epoch's training loss is the mean over its batches while the weights still move, so its
+    # last point is not the trained network's loss: the title gives that one, as the summary does
+    axes.plot(epochs, train, color="#888888", linewidth=1.8, label="training loss (mean over the epoch's batches)")
     if test.size:
-        axes.plot(epochs[: test.size], test, color="#111111", linewidth=1.8, label="test loss")
+        axes.plot(epochs[: test.size], test, color="#111111", linewidth=1.8, label="test loss (after the epoch)")
     positive = np.concatenate([train, test])
     if positive.size and positive.min() > 0 and positive.max() / positive.min() > 30:
         axes.set_yscale("log")  # a loss falling by orders of magnitude is flat on a linear axis
@@ -296,7 +301,10 @@ def _losses(axes, history: dict):
     axes.set_ylabel("loss")
     axes.grid(True, alpha=0.3)
     axes.legend()
-    summary = f"Training loss {train[-1]:.4f}" if train.size else "no epochs"
-    if test.size:
-        summary = f"Test loss {test[-1]:.4f}   " + summary
-    axes.set_title(summary)
+    axes.set_title(final_loss_text(*final_loss))
+
+
+def final_loss_text(train_loss: float, test_loss: float | None) -> str:
+    """The trained network's losses in words, the same line in the summary and above the curves."""
+    text = f"training loss {train_loss:.4f}"
+    return text if test_loss is None else text + f"   test loss {test_loss:.4f}"

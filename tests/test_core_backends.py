@@ -243,3 +243,20 @@ def test_nnaccel_dtype_environment_variable(monkeypatch):
         nna.Network([2, 1], backend="numpy")
     with pytest.raises(ValueError, match="int8"):
         nna.Network([2, 1], backend="numpy", dtype="int8")
+
+
+# --- repr -----------------------------------------------------------------------------------------
+def test_backend_repr_names_the_backend_its_device_and_settings():
+    assert repr(nna.Network([2, 1], backend="numpy").backend) == "<nnaccel backend 'numpy' on CPU>"
+    if "numba" in nna.available_backends():
+        from nnaccel.backends.numba_backend import NumbaBackend
+
+        text = repr(NumbaBackend(fused_max_width=0, block=256))
+        assert text.startswith("<nnaccel backend 'numba' on CPU (fused_max_width=0, block=256, threads=")
+        assert " at 0x" not in repr(nna.Network([2, 1], backend="numba").backend)
+
+
+@pytest.mark.gpu
+def test_cupy_backend_repr_names_the_gpu():
+    text = repr(nna.Network([2, 1], backend="cupy").backend)
+    assert text.startswith("<nnaccel backend 'cupy' on GPU ") and text.endswith("(fused=True)>")

@@ -131,16 +131,3 @@ def test_without_onnx_the_error_says_how_to_install_it(tmp_path, monkeypatch):
     nna.Network([2, 1], backend="numpy").save(tmp_path / "plain.npz")
     code, _, err = cli("export", "--model", tmp_path / "plain.npz", "--out", tmp_path / "m.onnx")
     assert code == 2 and "nnaccel[onnx]" in err
-
-
-def test_readme_block_runs_as_written(tmp_path, monkeypatch):
-    pytest.importorskip("sklearn")
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Models that leave nnaccel"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    assert (tmp_path / "xor.onnx").exists()

@@ -28,6 +28,9 @@ class ArrayApiBackend(Backend):
             import array_api_strict as xp
         self.xp = xp
 
+    def settings(self) -> dict:
+        return {"xp": getattr(self.xp, "__name__", type(self.xp).__name__)}
+
     def _dtype(self, dtype):
         return getattr(self.xp, np.dtype(dtype).name)  # float32 / float64 by name
 

@@ -48,7 +48,7 @@ PRIMITIVES = (
 )
 HOOKS = (
     "indices", "synchronize", "stream_chunks", "memory_info", "threading_report", "uses_fused_pass",
-    "workspace", "plan", "loss_and_gradients", "forward", "loss_sum",
+    "workspace", "plan", "loss_and_gradients", "forward", "loss_sum", "device", "settings",
 )
 
 
@@ -176,6 +176,21 @@ class Backend:
         """Whether ``loss_and_gradients`` runs ``architecture`` through a fully fused
         whole-network kernel (each backend has its own width limit; none here)."""
         return False
+
+    # ----- description -----------------------------------------------------------------------------
+    def device(self) -> str:
+        """Where this backend's arrays live and its work runs, in words."""
+        return "CPU"
+
+    def settings(self) -> dict:
+        """The settings that change what this backend runs (its constructor's arguments)."""
+        return {}
+
+    def __repr__(self) -> str:
+        # what a user needs to tell backends apart: the name they select it by, where it runs and
+        # the settings that change its kernels (the default repr is only an object address)
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.settings().items())
+        return f"<nnaccel backend {self.name!r} on {self.device()}{f' ({settings})' if settings else ''}>"
 
     # ----- buffers ---------------------------------------------------------------------------------
     def workspace(self, architecture: Architecture, m: int, dtype) -> Workspace:

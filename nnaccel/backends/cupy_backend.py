@@ -106,6 +106,14 @@ class CupyBackend(Backend):
         self._ones = {}  # dtype name -> a device vector of ones, for row sums through cuBLAS
         self.multiprocessors = self.xp.cuda.Device().attributes["MultiProcessorCount"]
 
+    def device(self) -> str:
+        device = self.xp.cuda.Device()
+        name = self.xp.cuda.runtime.getDeviceProperties(device.id)["name"]
+        return f"GPU {device.id} ({name.decode() if isinstance(name, bytes) else name})"
+
+    def settings(self) -> dict:
+        return {"fused": self.fused}
+
     # ----- memory ------------------------------------------------------------------------------------
     def memory_info(self) -> tuple[int, int]:
         """(free, total) device bytes, counting the memory pool's cached blocks as free."""

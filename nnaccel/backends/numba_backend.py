@@ -62,6 +62,12 @@ class NumbaBackend(NumpyBackend):
         ``fused_max_width`` units (any dtype)."""
         return max(architecture.layers) <= self.fused_max_width
 
+    def settings(self) -> dict:
+        import numba
+
+        block = "auto" if self.block is None else self.block
+        return {"fused_max_width": self.fused_max_width, "block": block, "threads": numba.get_num_threads()}
+
     def plan(self, architecture: Architecture, dtype, batch_size: int | None, optimizer=None):
         """Mini-batches run on the serial plans of ``numba_plans``: a whole epoch per kernel call
         for a network narrow enough to fuse, else steps with one update call; full batches on the

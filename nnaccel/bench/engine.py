@@ -26,7 +26,7 @@ from . import roofline
 from .contention import CpuShare
 from .memory import available_memory
 from .progress import Progress
-from .runners import DTYPE, LEARNING_RATE
+from .runner_types import DTYPE, LEARNING_RATE
 from .spec import PEER_NAMES, NetSpec, device_of
 from .timing import summarize
 from .worker import RESULT_MARKER
@@ -372,7 +372,7 @@ def library_versions() -> dict:
 def thread_counts(records: list[dict]) -> dict:
     """Threads each library used (from the records), the BLAS pools, and the variables that set them
     or how long their idle workers spin (see ``nnaccel/threads.py``)."""
-    from .runners import blas_threads
+    from .runner_types import blas_threads
 
     per_runner = {}
     for record in records:

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.activations import ELU_ALPHA, LEAKY_RELU_SLOPE
 from ..nn.initialization import initial_params
 from ..optim import Adam, resolve_optimizer
-from .runners import DTYPE, LEARNING_RATE, Runner, RunnerUnavailable
+from .runner_types import DTYPE, LEARNING_RATE, Runner, RunnerUnavailable, blas_threads, mini_batch_timed
 from .spec import NetSpec
 
 FIRST_CALL_ROWS = 64
@@ -80,7 +80,6 @@ def torch_runner(
                  else f"one PyTorch step: forward, autograd backward, torch.optim.{type(stepper).__name__}.step()")
     else:
         from ..nn.training import epoch_order
-        from .runners import mini_batch_timed
 
         X_rows = X_device.t().contiguous()
         Y_rows = Y_device.t().contiguous()
@@ -180,7 +179,7 @@ def sklearn_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, op
         step=step,
         timed=f"one MLP partial_fit call with batch_size=m (one {'SGD' if optimizer == 'sgd' else optimizer} step), "
               "including its input checks",
-        threads=_blas_threads(),
+        threads=blas_threads(),
         params=lambda: sklearn_params(model),
         keep=[model, rows, target],
     )
@@ -249,9 +248,3 @@ def sklearn_params(model) -> list[np.ndarray]:
     for coefficients, intercepts in zip(model.coefs_, model.intercepts_):
         params += [coefficients.T.copy(), intercepts.reshape(-1, 1).copy()]
     return params
-
-
-def _blas_threads() -> int | None:
-    from .runners import blas_threads
-
-    return blas_threads()

@@ -8,41 +8,16 @@ defaults (momentum 0.9; Adam's betas 0.9, 0.999, eps 1e-8; AdamW's weight decay 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 
 from ..backends import BACKEND_NAMES
-from .spec import NetSpec, device_of
+from . import peers
+from .runner_types import DTYPE, LEARNING_RATE, Runner, RunnerUnavailable, blas_threads, mini_batch_timed
+from .spec import NetSpec
 
-LEARNING_RATE = 0.01  # small enough that no benchmarked network diverges over many timed steps
-DTYPE = np.float32
-
-
-class RunnerUnavailable(RuntimeError):
-    """This runner cannot run here (library missing, no GPU, unsupported activation); says why."""
-
-
-@dataclass
-class Runner:
-    """What the worker times: ``step()`` runs one training step; ``synchronize()`` waits for it."""
-
-    name: str
-    step: Callable[[], object]
-    synchronize: Callable[[], None] = lambda: None
-    events: str | None = None  # "cupy" or "torch": time with that library's CUDA events
-    timed: str = "one full-batch training step: forward + backward + update, data on the device"
-    threads: int | None = None
-    # The parameters now, as NumPy arrays in nnaccel's layout [W1, b1, W2, b2, ...], W (p_i,
-    # p_{i-1}), b (p_i, 1): lets tests check that a runner trains what the others train.
-    params: Callable[[], list[np.ndarray]] = lambda: []
-    # Keeps the arrays alive as long as the runner (the step closes over them too).
-    keep: list = field(default_factory=list)
-
-    @property
-    def device(self) -> str:
-        return device_of(self.name)
+# Runner and RunnerUnavailable live in runner_types (peers.py needs them too); callers of
+# make_runner take them from here as well.
+__all__ = ["DTYPE", "LEARNING_RATE", "Runner", "RunnerUnavailable", "backend_runner", "make_data", "make_runner"]
 
 
 def make_data(net: NetSpec, m: int, seed: int = 0, rows: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +52,6 @@ def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int
     batch = None if batch is None or batch >= X.shape[1] else int(batch)
     if name in BACKEND_NAMES:
         return backend_runner(name, net, X, Y, seed, batch, optimizer)
-    from . import peers
-
     if name == "torch-cpu":
         return peers.torch_runner(net, X, Y, seed, device="cpu", batch=batch, optimizer=optimizer)
     if name == "torch-cuda":
@@ -126,11 +99,6 @@ def full_batch_timed(optimizer: str = "sgd") -> str:
     return f"one full-batch training step: forward + backward + {update}, data on the device"
 
 
-def mini_batch_timed(batch: int, optimizer: str = "sgd") -> str:
-    kind = "SGD" if optimizer == "sgd" else optimizer
-    return f"one epoch of mini-batch {kind} (batch {batch}, shuffled): forward + backward + update per batch"
-
-
 def _backend_threads(name: str) -> int | None:
     if name == "numba":
         import numba
@@ -139,13 +107,3 @@ def _backend_threads(name: str) -> int | None:
     if name == "numpy":
         return blas_threads()
     return None
-
-
-def blas_threads() -> int | None:
-    """Threads of NumPy's BLAS (threadpoolctl), or None when threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(counts) if counts else None

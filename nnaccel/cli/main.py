@@ -2,7 +2,8 @@
 
 Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``. Errors become one
 line on stderr: exit status 2 for bad arguments or input, 1 for other failures; ``--debug`` shows
-the traceback instead.
+the traceback instead. With no subcommand it prints the usage and then that error line (exit 2), so a
+first-time user sees the commands.
 """
 
 from __future__ import annotations
@@ -22,12 +23,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nnaccel: error: {message}\n")
 
 
+def version() -> str:
+    """The installed distribution's version (its metadata), or the package's own when it runs from
+    a source tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("nnaccel")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnaccel", description="Train fully connected networks on NumPy, Numba or CuPy.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"nnaccel {version()}")
+    # not required=True: a missing command is reported in main, with the usage, not as a bare line
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
+    parser.commands = list(subparsers.choices)
     return parser
 
 
@@ -35,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     argv = [argument for argument in argv if argument != "--debug"]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        parser.error(f"no command given; choose one of {', '.join(parser.commands)} (nnaccel COMMAND --help)")
     args.debug = debug
     try:
         return args.run(args)

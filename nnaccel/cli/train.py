@@ -809,10 +809,9 @@ def print_summary(metrics: dict, data: Prepared) -> None:
         print(f"training ended itself after epoch {metrics['last_epoch']} of {metrics['epochs']}")
     if metrics["best_epoch"] is not None:
         print(f"early stopping: kept the parameters of epoch {metrics['best_epoch']}, the lowest test loss")
-    line = f"training loss {metrics['train_loss']:.4f}"
-    if metrics["test_loss"] is not None:
-        line += f"   test loss {metrics['test_loss']:.4f}"
-    print(line)
+    from ..plot import final_loss_text  # cheap: plot.py imports matplotlib only to draw
+
+    print(final_loss_text(metrics["train_loss"], metrics["test_loss"]))
     score = "accuracy" if metrics["task"] == "classification" else "r2"
     shown = "accuracy" if score == "accuracy" else "R^2"
     values = [(part, metrics.get(f"{part}_{score}")) for part in ("train", "test")]
@@ -859,5 +858,6 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
             settings["plot"], network, data.pipeline,
             train=(data.raw_train, data.labels_train),
             test=(data.raw_test, data.labels_test) if data.has_test else None,
-            history=json_history(history), title=title, domain=data.domain,
+            history=json_history(history), final_loss=(metrics["train_loss"], metrics["test_loss"]),
+            title=title, domain=data.domain,
         )
