@@ -110,6 +110,43 @@ def adam_vector(theta, gradients, m, v, scale, step_size, beta1, beta2, eps, bia
         theta[j], m[j], v[j] = adam_entry(w, g, m[j], v[j], step_size, rate1, beta2, rate2, eps, bias2_sqrt, decay)
 
 
+# Below this many parameters the packed update indexes theta directly: setting up a view per
+# layer costs more than a few dozen entries' arithmetic (the small networks of the epoch kernel).
+SMALL_PARAMETERS = 512
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _momentum_indexed(theta, gradients, buffer, scale, lr, momentum, nesterov, l1, l2, sizes, weight_offsets, bias_offsets):
+    """``momentum_vector`` over every layer of a small packed vector, indexed directly."""
+    t = theta.dtype.type
+    scale, lr, momentum, l1, l2, none = t(scale), t(lr), t(momentum), t(l1), t(l2), t(0)
+    for layer in range(sizes.size - 1):
+        bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        for index in range(weight_offsets[layer], end):
+            w = theta[index]
+            weight = index < bias
+            g = scale * gradients[index] + (l2 if weight else none) * w + (l1 if weight else none) * np.sign(w)
+            theta[index], buffer[index] = momentum_entry(w, g, buffer[index], lr, momentum, nesterov)
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _adam_indexed(theta, gradients, m, v, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2, sizes,
+                  weight_offsets, bias_offsets):
+    """``adam_vector`` over every layer of a small packed vector, indexed directly."""
+    t = theta.dtype.type
+    scale, step_size, rate1, beta2, rate2, eps = t(scale), t(step_size), t(1 - beta1), t(beta2), t(1 - beta2), t(eps)
+    bias2_sqrt, decay, l1, l2, none, one = t(bias2_sqrt), t(decay), t(l1), t(l2), t(0), t(1)
+    for layer in range(sizes.size - 1):
+        bias, end = bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
+        for index in range(weight_offsets[layer], end):
+            w = theta[index]
+            weight = index < bias
+            g = scale * gradients[index] + (l2 if weight else none) * w + (l1 if weight else none) * np.sign(w)
+            theta[index], m[index], v[index] = adam_entry(
+                w, g, m[index], v[index], step_size, rate1, beta2, rate2, eps, bias2_sqrt, decay if weight else one
+            )
+
+
 @numba.njit(**OPTIONS)
 def update_parameters(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
     """In place, every layer: the rule's update number ``step`` (counted from 1) of theta from the
@@ -122,6 +159,14 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
     if rule == RULE_ADAM:
         beta1, beta2, eps = settings[3], settings[4], settings[5]
         step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    if theta.size < SMALL_PARAMETERS:
+        if rule == RULE_MOMENTUM:
+            _momentum_indexed(theta, gradients, first, scale, lr, settings[3], settings[4] != 0.0, l1, l2, sizes,
+                              weight_offsets, bias_offsets)
+        else:
+            _adam_indexed(theta, gradients, first, second, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2,
+                          sizes, weight_offsets, bias_offsets)
+        return
     for layer in range(sizes.size - 1):
         weights, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
         # the weights, penalised (and decayed), then the biases, neither
