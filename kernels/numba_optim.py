@@ -19,6 +19,7 @@ import math
 
 import numba
 import numpy as np
+from numba import prange
 
 from .numba_rows import OPTIONS
 
@@ -191,3 +192,38 @@ def adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1
     """In place on one array: W, dW, m, v share a shape."""
     adam_vector(W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1), 1.0, step_size, beta1, beta2, eps, bias2_sqrt,
                 decay, l1, l2)
+
+
+# Entries per task of ``update_parameters_parallel``.
+UPDATE_TILE = 16384
+
+
+@numba.njit(parallel=True, **OPTIONS)
+def update_parameters_parallel(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets,
+                               bias_offsets):
+    """``update_parameters`` for the momentum and Adam rules with each layer's weights split into
+    tiles that run in parallel, for wide networks: their square roots and divisions over a few
+    hundred thousand entries repay waking the pool. Every entry's update is independent of the
+    others, so the result is the same for any thread count. The biases follow serially."""
+    lr, l1, l2 = settings[0], settings[1], settings[2]
+    beta1, beta2, eps = settings[3], settings[4], settings[5]
+    step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    for layer in range(sizes.size - 1):
+        weights, bias = weight_offsets[layer], bias_offsets[layer]
+        tiles = (bias - weights + UPDATE_TILE - 1) // UPDATE_TILE
+        for tile in prange(tiles):
+            start = weights + tile * UPDATE_TILE
+            part = slice(start, min(bias, start + UPDATE_TILE))
+            if rule == RULE_MOMENTUM:
+                momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, l1, l2)
+            else:
+                adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
+                            bias2_sqrt, decay, l1, l2)
+    for layer in range(sizes.size - 1):
+        part = slice(bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1])
+        if rule == RULE_MOMENTUM:
+            momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, 0.0, 0.0)
+        else:
+            adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
+                        bias2_sqrt, 1.0, 0.0, 0.0)
+

@@ -379,3 +379,28 @@ def test_an_interrupted_epoch_leaves_the_optimizer_at_its_start():
     assert stopped.value.epoch == 2
     steps = state.capture_optimizer().step
     assert steps == 2 * math.ceil(30 / 6)  # two whole epochs of updates, nothing of a third
+
+
+@pytest.mark.parametrize("optimizer", ["nesterov", "adamw"])
+def test_a_wide_networks_parallel_update_equals_numpy_for_any_thread_count(optimizer):
+    """Above numba_plans.PARALLEL_UPDATE parameters the layered plan updates in parallel tiles."""
+    numba = pytest.importorskip("numba")
+    from nnaccel.backends.numba_plans import PARALLEL_UPDATE
+
+    layers = [300, 256, 3]
+    assert 300 * 256 + 256 * 3 >= PARALLEL_UPDATE
+    X, Y = data(300, 40, "softmax", 3)
+    results = []
+    for backend, threads in (("numpy", None), ("numba", 1), ("numba", numba.config.NUMBA_NUM_THREADS)):
+        network = nna.Network(layers, "relu", "softmax", backend=backend, dtype="float64", seed=2)
+        if threads is not None:
+            numba.set_num_threads(threads)
+        try:
+            network.fit(X, Y, epochs=2, lr=0.01, l2=0.001, batch_size=8, shuffle=False, optimizer=optimizer)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        results.append(network.get_params())
+    assert largest_relative_error(results[1], results[0]) < 1e-9
+    for (W, b), (W_other, b_other) in zip(results[1], results[2]):
+        np.testing.assert_array_equal(W, W_other)
+        np.testing.assert_array_equal(b, b_other)

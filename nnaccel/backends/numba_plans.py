@@ -33,6 +33,9 @@ PARALLEL_BATCH = 4096
 # Up to this many examples an evaluation (a loss, a prediction) runs serially on the plan's kernels:
 # the pool's launch would cost as much as the work (and the parallel pass need not be compiled).
 SERIAL_EVALUATION = 1 << 14
+# From this many parameters a momentum or Adam update runs in parallel (see
+# ``numba_optim.update_parameters_parallel``); plain SGD's update is cheap enough serially.
+PARALLEL_UPDATE = 1 << 16
 # Examples per gathered chunk of a shuffled epoch on the fused plan (rounded to whole batches).
 GATHER_COLUMNS = 1 << 14
 
@@ -277,7 +280,10 @@ class LayeredStepPlan(_PackedPlan):
             kernels.activation_backward(dH, H[index], self.hidden_codes[index - 1], db)  # dA = dH * act'; db = sum(dA)
             dA = H[index]
         self.state.step += 1
-        numba_optim.update_parameters(
+        update = numba_optim.update_parameters
+        if self.rule != numba_optim.RULE_SGD and layout.count >= PARALLEL_UPDATE:
+            update = numba_optim.update_parameters_parallel
+        update(
             self.theta, self.flat_gradients, 1.0 / X.shape[1], self.first, self.second, self.rule, self.settings,
             self.state.step, layout.sizes, layout.weight_offsets, layout.bias_offsets,
         )
