@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from support import skip_gpu_items_without_cuda
 
 from nnaccel.backends import BACKEND_NAMES
 from nnaccel.bench.spec import parse_nets
-from support import skip_gpu_items_without_cuda
 
 # network -> the m values it is timed at
 SIZES = {"2-6-6-1": [10_000, 100_000, 1_000_000], "784-256-10": [1_000, 10_000]}

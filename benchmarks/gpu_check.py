@@ -22,6 +22,7 @@ Targets: cupy-fused >= 10x cupy-layers for 2-6-6-1 at m = 1e7; cupy-layers >= 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -68,7 +69,9 @@ def main(argv=None) -> int:
                 remaining = args.budget - (time.perf_counter() - started)
                 record = {"runner": runner, "net": net, "m": m}
                 reason = skip_reason(runner, layers, m, args, device, remaining)
-                time_case(record, reason, lambda: time_runner(runner, layers, activation, output, m, args.case_seconds))
+                time_case(
+                    record, reason, functools.partial(time_runner, runner, layers, activation, output, m, args.case_seconds)
+                )
                 results.append(record)
 
     cases = DRY_RUN_MINI_BATCH_CASES if args.dry_run else MINI_BATCH_CASES
@@ -78,7 +81,11 @@ def main(argv=None) -> int:
             remaining = args.budget - (time.perf_counter() - started)
             record = {"runner": runner, "net": net, "m": m, "batch": batch}
             reason = skip_reason(runner, layers, m, args, device, remaining)
-            time_case(record, reason, lambda: time_mini_batch(runner, layers, activation, output, m, batch, args.case_seconds))
+            time_case(
+                record,
+                reason,
+                functools.partial(time_mini_batch, runner, layers, activation, output, m, batch, args.case_seconds),
+            )
             results.append(record)
 
     report = {
@@ -323,7 +330,11 @@ def time_torch(layers, activation, output, m, case_seconds) -> float:
 # ----- targets and the report ------------------------------------------------------------------------
 def _rate(results, runner, net, m):
     for record in results:
-        if (record["runner"], record["net"], record["m"]) == (runner, net, m) and "examples_per_s" in record and not record.get("batch"):
+        if (
+            (record["runner"], record["net"], record["m"]) == (runner, net, m)
+            and "examples_per_s" in record
+            and not record.get("batch")
+        ):
             return record["examples_per_s"]
     return None
 

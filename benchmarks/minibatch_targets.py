@@ -206,7 +206,8 @@ def wide_targets(rounds: int) -> list:
         if batch == 256:
             for before in ("torch", "numpy"):
                 contenders[f"numba, {before} first"] = (
-                    "nnaccel", dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before=before)
+                    "nnaccel",
+                    dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before=before),
                 )
         results = rounds_of(contenders, rounds)
         rates = ", ".join(f"{name} {median_rate(results, name):,.0f}" for name in contenders)
@@ -250,7 +251,11 @@ def small_targets(rounds: int) -> list:
 def optimizer_targets(rounds: int) -> list:
     """Adam against plain SGD on the Numba backend, side by side (>= 0.85: at most 15% slower)."""
     lines = []
-    for layers, m, batch, epochs in (([784, 256, 10], 30000, 32, 2), ([784, 256, 10], 30000, 256, 3), ([2, 6, 6, 1], 1_000_000, 32, 2)):
+    for layers, m, batch, epochs in (
+        ([784, 256, 10], 30000, 32, 2),
+        ([784, 256, 10], 30000, 256, 3),
+        ([2, 6, 6, 1], 1_000_000, 32, 2),
+    ):
         contenders = {
             name: ("nnaccel", dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before="", optimizer=name))
             for name in ("sgd", "adam")

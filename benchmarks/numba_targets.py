@@ -5,9 +5,10 @@
 1. 2-6-6-1 (tanh hidden, sigmoid output, float32), one full-batch training step (forward, backward,
    update; data already on the backend) at m = 1e6 and 1e7: Numba backend vs NumPy backend
    (target >= 10x examples/s) vs PyTorch CPU (target >= 8x; the faster of the autograd step
-   ``nnaccel bench`` times as torch-cpu and a hand-written backprop step, torch using every CPU). The contenders run in turns within each
-   round (each trains untimed for 0.2 s, then one step is timed); a ratio is taken per round and the
-   median over rounds is reported, so load from other processes hits all contenders alike.
+   ``nnaccel bench`` times as torch-cpu and a hand-written backprop step, torch using every CPU).
+   The contenders run in turns within each round (each trains untimed for 0.2 s, then one step is
+   timed); a ratio is taken per round and the median over rounds is reported, so load from other
+   processes hits all contenders alike.
 2. Peak memory of a training run (``Network.fit``, 3 epochs, full batch) at m = 1e7, in a fresh
    subprocess: peak resident set size (VmHWM) against 2 x (bytes of X and Y) + 150 MB. Both the
    absolute peak and the peak above the process's size after its imports are reported.
@@ -41,6 +42,7 @@ import nnaccel  # noqa: E402, F401
 IMPORT_SECONDS = time.perf_counter() - _started  # reported by the first-step child
 
 import numpy as np  # noqa: E402
+
 from nnaccel.bench.limits import cpu_gemm  # noqa: E402
 from nnaccel.bench.memory import resident_bytes  # noqa: E402
 from nnaccel.bench.peers import torch_runner  # noqa: E402
@@ -98,8 +100,11 @@ def torch_manual_step(X, Y):
         dA3 = torch.sigmoid(A3).sub_(Y_torch).mul_(1.0 / m)  # dA = (H - Y) / m
         dA2 = W3.t().mm(dA3).mul_(1.0 - H2 * H2)  # tanh' = 1 - H^2
         dA1 = W2.t().mm(dA2).mul_(1.0 - H1 * H1)
-        grads = [(dA1.mm(X_torch.t()), dA1.sum(1, keepdim=True)), (dA2.mm(H1.t()), dA2.sum(1, keepdim=True)),
-                 (dA3.mm(H2.t()), dA3.sum(1, keepdim=True))]
+        grads = [
+            (dA1.mm(X_torch.t()), dA1.sum(1, keepdim=True)),
+            (dA2.mm(H1.t()), dA2.sum(1, keepdim=True)),
+            (dA3.mm(H2.t()), dA3.sum(1, keepdim=True)),
+        ]
         for (W, b), (dW, db) in zip(params, grads):
             W.sub_(dW, alpha=LEARNING_RATE)
             b.sub_(db, alpha=LEARNING_RATE)
@@ -243,7 +248,8 @@ def main() -> int:
             records["throughput"].append(record)
             rates = ", ".join(f"{name} {rate / 1e6:.1f} M/s" for name, rate in record["examples_per_s"].items())
             print(f"  m = {m:.0e}: {rates}")
-            line = f"    numba / numpy = {record['numba_over_numpy']:.2f}x (target >= 10x: {verdict(record['numba_over_numpy'] >= 10)})"
+            ratio = record["numba_over_numpy"]
+            line = f"    numba / numpy = {ratio:.2f}x (target >= 10x: {verdict(ratio >= 10)})"
             if "numba_over_torch" in record:
                 ratio = record["numba_over_torch"]
                 line += f"; numba / best torch = {ratio:.2f}x (target >= 8x: {verdict(ratio >= 8)})"
@@ -270,8 +276,10 @@ def main() -> int:
         print(
             f"  GEMM rate {record['gemm_gflops']:.0f} GFLOP/s -> floor {record['floor_s'] * 1e3:.0f} ms; "
             f"numba {record['numba_step_s'] * 1e3:.0f} ms, numpy {record['numpy_step_s'] * 1e3:.0f} ms\n"
-            f"  numba / floor = {record['numba_over_floor']:.2f}x (target <= 1.25x: {verdict(record['numba_over_floor'] <= 1.25)}); "
-            f"numba / numpy time = {record['numba_over_numpy_time']:.2f} (target <= 1: {verdict(record['numba_over_numpy_time'] <= 1.0)})"
+            f"  numba / floor = {record['numba_over_floor']:.2f}x "
+            f"(target <= 1.25x: {verdict(record['numba_over_floor'] <= 1.25)}); "
+            f"numba / numpy time = {record['numba_over_numpy_time']:.2f} "
+            f"(target <= 1: {verdict(record['numba_over_numpy_time'] <= 1.0)})"
         )
 
     if "first" in sections:

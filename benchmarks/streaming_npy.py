@@ -80,8 +80,18 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict
 
 
 def run_child(kind: str, arguments) -> dict:
-    command = [sys.executable, __file__, "--child", kind, "--dir", arguments.dir, "--backend", arguments.backend,
-               "--dtype", arguments.dtype]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--dir",
+        arguments.dir,
+        "--backend",
+        arguments.backend,
+        "--dtype",
+        arguments.dtype,
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -138,14 +148,17 @@ def main() -> None:
         )
         results[f"peak_rss_over_file_{cache}"] = runs[f"epoch-{cache}"]["peak_rss"] / size
     print(f"file {size / 1e9:.2f} GB, m = {samples:,}, backend {arguments.backend}, {arguments.dtype}")
-    print(f"compute alone (one chunk in memory, scaled to m): {runs['compute']['seconds']:.2f} s before, "
-          f"{runs['compute-after']['seconds']:.2f} s after")
+    print(
+        f"compute alone (one chunk in memory, scaled to m): {runs['compute']['seconds']:.2f} s before, "
+        f"{runs['compute-after']['seconds']:.2f} s after"
+    )
     for cache in ("cold", "warm"):
         print(
             f"{cache}: read {runs[f'read-{cache}']['seconds']:.2f} s, epoch {runs[f'epoch-{cache}']['seconds']:.2f} s, "
             f"epoch/read {results[f'epoch_over_read_{cache}']:.2f}, "
             f"epoch/max(read, compute) {results[f'epoch_over_max_read_compute_{cache}']:.2f}, "
-            f"peak RSS {runs[f'epoch-{cache}']['peak_rss'] / 1e6:.0f} MB = {100 * results[f'peak_rss_over_file_{cache}']:.1f}% of the file"
+            f"peak RSS {runs[f'epoch-{cache}']['peak_rss'] / 1e6:.0f} MB = "
+            f"{100 * results[f'peak_rss_over_file_{cache}']:.1f}% of the file"
         )
     if arguments.json:
         with open(arguments.json, "w") as handle:

@@ -40,8 +40,9 @@ SOLVERS = {
     "adam": dict(solver="adam", learning_rate_init=1e-3, max_iter=200),
     "sgd": dict(solver="sgd", learning_rate_init=0.01, momentum=0.9, nesterovs_momentum=True, max_iter=200),
     "lbfgs": dict(solver="lbfgs", max_iter=200),
-    "early_stopping": dict(solver="adam", learning_rate_init=0.01, max_iter=200, early_stopping=True, validation_fraction=0.2,
-                           n_iter_no_change=20),
+    "early_stopping": dict(
+        solver="adam", learning_rate_init=0.01, max_iter=200, early_stopping=True, validation_fraction=0.2, n_iter_no_change=20
+    ),
 }
 LIBRARIES = {"nnaccel": (NNClassifier, NNRegressor), "scikit-learn": (MLPClassifier, MLPRegressor)}
 
@@ -98,8 +99,10 @@ def main() -> None:
     rows = compare(args.seeds, args.backend, args.datasets.split(","), args.solvers.split(","))
     print(f"{'dataset':14s} {'solver':15s} {'metric':8s} {'nnaccel':>15s} {'scikit-learn':>15s} {'difference':>10s}")
     for row in rows:
-        print(f"{row['dataset']:14s} {row['solver']:15s} {row['metric']:8s} {row['nnaccel']:8.4f} ± {row['nnaccel_std']:.3f}"
-              f" {row['scikit-learn']:8.4f} ± {row['scikit-learn_std']:.3f} {row['nnaccel'] - row['scikit-learn']:+10.4f}")
+        print(
+            f"{row['dataset']:14s} {row['solver']:15s} {row['metric']:8s} {row['nnaccel']:8.4f} ± {row['nnaccel_std']:.3f}"
+            f" {row['scikit-learn']:8.4f} ± {row['scikit-learn_std']:.3f} {row['nnaccel'] - row['scikit-learn']:+10.4f}"
+        )
     for dataset, (_, _, network) in DATASETS.items():
         print(f"  {dataset}: {network}")
     for solver, parameters in SOLVERS.items():

@@ -122,7 +122,7 @@ class Layout:
     unit_count: int
 
     @classmethod
-    def of(cls, layers) -> "Layout":
+    def of(cls, layers) -> Layout:
         layers = tuple(int(size) for size in layers)
         weight_offsets, bias_offsets, unit_offsets = [], [], [0]
         offset = 0
@@ -179,9 +179,7 @@ def fused_kernels(layers: tuple, hidden: tuple, output: str, dtype_name: str, th
             f"{FUSED_MAX_DEPTH} layers); use the layer-by-layer pass"
         )
     layout = Layout.of(layers)
-    return FusedKernels(
-        layout, threads, _build_fused_pass(layout, hidden, output, dtype, threads), _build_reduce(layout)
-    )
+    return FusedKernels(layout, threads, _build_fused_pass(layout, hidden, output, dtype, threads), _build_reduce(layout))
 
 
 def _build_fused_pass(layout: Layout, hidden: tuple, output: str, dtype, threads: int):
@@ -425,9 +423,7 @@ def fused_loss_and_gradients(
     blocks = partials.shape[0]
     kernels.fused_pass[blocks, kernels.threads, stream](X, Y, flat_params, partials)
     rows = kernels.layout.parameter_count + 1
-    kernels.reduce_partials[-(-rows // kernels.threads), kernels.threads, stream](
-        partials, flat_grads, loss, X.dtype.type(scale)
-    )
+    kernels.reduce_partials[-(-rows // kernels.threads), kernels.threads, stream](partials, flat_grads, loss, X.dtype.type(scale))
 
 
 def partials_shape(layers, blocks: int) -> tuple[int, int]:

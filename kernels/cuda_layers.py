@@ -26,8 +26,15 @@ THREADS = 256  # NNACCEL_THREADS in layers.cu
 # Grid-stride kernels use at most this many blocks along x, so the loss has at most this many
 # partial sums (one per block) and the final sum is one block's work.
 MAX_BLOCKS = 4096
-KERNEL_NAMES = ("bias_activation", "activation_backward", "output_loss_gradient", "output_activation", "update",
-                "momentum_update", "adam_update")
+KERNEL_NAMES = (
+    "bias_activation",
+    "activation_backward",
+    "output_loss_gradient",
+    "output_activation",
+    "update",
+    "momentum_update",
+    "adam_update",
+)
 
 
 def definitions() -> dict[str, str]:
@@ -54,7 +61,7 @@ def kernel_names() -> list[str]:
     return [f"{name}_{ctype}" for name in KERNEL_NAMES for ctype in ("float", "double")] + ["sum_partials"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module():
     import cupy
 
@@ -88,7 +95,9 @@ def output_loss_gradient(A, b, Y, code: int, partial_loss, total):
     summed loss; ``partial_loss`` is float64 scratch with at least MAX_BLOCKS entries."""
     p, m = A.shape
     blocks = _blocks(m)
-    _kernel("output_loss_gradient", A.dtype)((blocks,), (THREADS,), (A, b, Y, np.int64(p), np.int64(m), np.int32(code), partial_loss))
+    _kernel("output_loss_gradient", A.dtype)(
+        (blocks,), (THREADS,), (A, b, Y, np.int64(p), np.int64(m), np.int32(code), partial_loss)
+    )
     _module().get_function("sum_partials")((1,), (THREADS,), (partial_loss, np.int32(blocks), total))
     return total
 
@@ -112,17 +121,20 @@ def momentum_update(W, dW, buffer, lr: float, momentum: float, nesterov: bool, l
     lr buffer, with g = dW + l2 W + l1 sign(W)."""
     t = W.dtype.type
     _kernel("momentum_update", W.dtype)(
-        (_blocks(W.size),), (THREADS,),
+        (_blocks(W.size),),
+        (THREADS,),
         (W, dW, buffer, np.int64(W.size), t(lr), t(momentum), np.int32(bool(nesterov)), t(l1), t(l2)),
     )
 
 
-def adam_update(W, dW, m, v, step_size: float, beta1: float, beta2: float, eps: float, bias2_sqrt: float,
-                decay: float, l1: float, l2: float) -> None:
+def adam_update(
+    W, dW, m, v, step_size: float, beta1: float, beta2: float, eps: float, bias2_sqrt: float, decay: float, l1: float, l2: float
+) -> None:
     """In place, one Adam/AdamW step on W, its first and second moments m and v (see
     ``nnaccel.optim.Adam``)."""
     t = W.dtype.type
     _kernel("adam_update", W.dtype)(
-        (_blocks(W.size),), (THREADS,),
+        (_blocks(W.size),),
+        (THREADS,),
         (W, dW, m, v, np.int64(W.size), t(step_size), t(beta1), t(beta2), t(eps), t(bias2_sqrt), t(decay), t(l1), t(l2)),
     )

@@ -21,14 +21,13 @@ from run to run. Precision and the float32 ``fast`` functions are those of ``num
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-import math
-
 # the forward pass of a block, two rows of A = W H per pass (shared with the parallel fused pass)
 from .numba_network import _forward_block
-
 from .numba_optim import update_parameters
 from .numba_products import add_products, combine_rows
 from .numba_rows import (
@@ -89,7 +88,9 @@ def block_gradients(
         else:
             source, source_row, source_col = H, row_offsets[layer - 1], 0
         for i in range(fan_out):  # dW = dA H_prev^T
-            add_products(gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width)
+            add_products(
+                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
+            )
         if layer == 0:
             break
         for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), into H_prev's row; db_prev = sum(dA_prev)
@@ -178,8 +179,23 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
 
 @numba.njit(**OPTIONS)
 def train_epoch(
-    X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, block, rule, settings, step, first,
-    second, gradients,
+    X,
+    Y,
+    theta,
+    sizes,
+    weight_offsets,
+    bias_offsets,
+    row_offsets,
+    codes,
+    fast,
+    batch,
+    block,
+    rule,
+    settings,
+    step,
+    first,
+    second,
+    gradients,
 ):
     """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m) and
     Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient (a
@@ -205,13 +221,29 @@ def train_epoch(
                     X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
                 )
             step += 1
-            update_parameters(theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets)
+            update_parameters(
+                theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets
+            )
             continue
         for block_start in range(start, start + size, block):
             width = min(block, start + size - block_start)
             total += block_gradients(
-                X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH,
-                shift, normaliser, gradients,
+                X,
+                Y,
+                block_start,
+                width,
+                theta,
+                sizes,
+                weight_offsets,
+                bias_offsets,
+                row_offsets,
+                codes,
+                fast,
+                H,
+                dH,
+                shift,
+                normaliser,
+                gradients,
             )
         step += 1
         update_parameters(theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets)

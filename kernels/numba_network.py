@@ -139,7 +139,17 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             rows = 2 if i + 1 < fan_out and fan_in <= PAIR_MAX_COUNT else 1
             if rows == 2:  # A = W H, rows i and i + 1
                 combine_row_pair(
-                    H[row], H[row + 1], theta, weight_index, weight_index + fan_in, 1, fan_in, source, source_row, source_col, width
+                    H[row],
+                    H[row + 1],
+                    theta,
+                    weight_index,
+                    weight_index + fan_in,
+                    1,
+                    fan_in,
+                    source,
+                    source_row,
+                    source_col,
+                    width,
                 )
             else:  # A = W H, row i
                 combine_rows(H[row], theta, weight_index, 1, fan_in, source, source_row, source_col, width)
@@ -151,7 +161,20 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
 
 @numba.njit(parallel=True, **OPTIONS)
 def network_pass(
-    X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, mode, block, out, partial_gradients, partial_losses
+    X,
+    Y,
+    theta,
+    sizes,
+    weight_offsets,
+    bias_offsets,
+    row_offsets,
+    codes,
+    fast,
+    mode,
+    block,
+    out,
+    partial_gradients,
+    partial_losses,
 ):
     """One pass of the whole network over X (n, m) and Y (outputs, m), both C-contiguous.
 
@@ -192,12 +215,12 @@ def network_pass(
                 continue
             # output layer: loss, and H_L rows become dA_L = H_L - Y
             if output_code == OUTPUT_SOFTMAX:
-                loss += softmax_block(H, output_row_offset, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
+                loss += softmax_block(
+                    H, output_row_offset, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser
+                )
             else:
                 for i in range(outputs):
-                    loss += output_row(
-                        H, output_row_offset + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast
-                    )
+                    loss += output_row(H, output_row_offset + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
             if mode == LOSS:
                 continue
             # backward: each layer's dA overwrites its H rows (H_L's rows already hold dA_L)

@@ -131,8 +131,9 @@ def _momentum_indexed(theta, gradients, buffer, scale, lr, momentum, nesterov, l
 
 
 @numba.njit(inline="always", **OPTIONS)
-def _adam_indexed(theta, gradients, m, v, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2, sizes,
-                  weight_offsets, bias_offsets):
+def _adam_indexed(
+    theta, gradients, m, v, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2, sizes, weight_offsets, bias_offsets
+):
     """``adam_vector`` over every layer of a small packed vector, indexed directly."""
     t = theta.dtype.type
     scale, step_size, rate1, beta2, rate2, eps = t(scale), t(step_size), t(1 - beta1), t(beta2), t(1 - beta2), t(eps)
@@ -162,11 +163,28 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
         step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
     if theta.size < SMALL_PARAMETERS:
         if rule == RULE_MOMENTUM:
-            _momentum_indexed(theta, gradients, first, scale, lr, settings[3], settings[4] != 0.0, l1, l2, sizes,
-                              weight_offsets, bias_offsets)
+            _momentum_indexed(
+                theta, gradients, first, scale, lr, settings[3], settings[4] != 0.0, l1, l2, sizes, weight_offsets, bias_offsets
+            )
         else:
-            _adam_indexed(theta, gradients, first, second, scale, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2,
-                          sizes, weight_offsets, bias_offsets)
+            _adam_indexed(
+                theta,
+                gradients,
+                first,
+                second,
+                scale,
+                step_size,
+                beta1,
+                beta2,
+                eps,
+                bias2_sqrt,
+                decay,
+                l1,
+                l2,
+                sizes,
+                weight_offsets,
+                bias_offsets,
+            )
         return
     for layer in range(sizes.size - 1):
         weights, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
@@ -174,11 +192,33 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
         for first_index, last_index, penalty in ((weights, bias, 1.0), (bias, end, 0.0)):
             part = slice(first_index, last_index)
             if rule == RULE_MOMENTUM:
-                momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0,
-                                penalty * l1, penalty * l2)
+                momentum_vector(
+                    theta[part],
+                    gradients[part],
+                    first[part],
+                    scale,
+                    lr,
+                    settings[3],
+                    settings[4] != 0.0,
+                    penalty * l1,
+                    penalty * l2,
+                )
             else:
-                adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
-                            bias2_sqrt, decay if penalty else 1.0, penalty * l1, penalty * l2)
+                adam_vector(
+                    theta[part],
+                    gradients[part],
+                    first[part],
+                    second[part],
+                    scale,
+                    step_size,
+                    beta1,
+                    beta2,
+                    eps,
+                    bias2_sqrt,
+                    decay if penalty else 1.0,
+                    penalty * l1,
+                    penalty * l2,
+                )
 
 
 @numba.njit(**OPTIONS)
@@ -190,8 +230,9 @@ def momentum_update(W, dW, buffer, lr, momentum, nesterov, l1, l2):
 @numba.njit(**OPTIONS)
 def adam_update(W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
     """In place on one array: W, dW, m, v share a shape."""
-    adam_vector(W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1), 1.0, step_size, beta1, beta2, eps, bias2_sqrt,
-                decay, l1, l2)
+    adam_vector(
+        W.reshape(-1), dW.reshape(-1), m.reshape(-1), v.reshape(-1), 1.0, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2
+    )
 
 
 # Entries per task of ``update_parameters_parallel``.
@@ -199,8 +240,7 @@ UPDATE_TILE = 16384
 
 
 @numba.njit(parallel=True, **OPTIONS)
-def update_parameters_parallel(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets,
-                               bias_offsets):
+def update_parameters_parallel(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
     """``update_parameters`` for the momentum and Adam rules with each layer's weights split into
     tiles that run in parallel, for wide networks: their square roots and divisions over a few
     hundred thousand entries repay waking the pool. Every entry's update is independent of the
@@ -217,13 +257,38 @@ def update_parameters_parallel(theta, gradients, scale, first, second, rule, set
             if rule == RULE_MOMENTUM:
                 momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, l1, l2)
             else:
-                adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
-                            bias2_sqrt, decay, l1, l2)
+                adam_vector(
+                    theta[part],
+                    gradients[part],
+                    first[part],
+                    second[part],
+                    scale,
+                    step_size,
+                    beta1,
+                    beta2,
+                    eps,
+                    bias2_sqrt,
+                    decay,
+                    l1,
+                    l2,
+                )
     for layer in range(sizes.size - 1):
         part = slice(bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1])
         if rule == RULE_MOMENTUM:
             momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, 0.0, 0.0)
         else:
-            adam_vector(theta[part], gradients[part], first[part], second[part], scale, step_size, beta1, beta2, eps,
-                        bias2_sqrt, 1.0, 0.0, 0.0)
-
+            adam_vector(
+                theta[part],
+                gradients[part],
+                first[part],
+                second[part],
+                scale,
+                step_size,
+                beta1,
+                beta2,
+                eps,
+                bias2_sqrt,
+                1.0,
+                0.0,
+                0.0,
+            )

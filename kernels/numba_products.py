@@ -24,6 +24,7 @@ from .numba_rows import (
     tanh_derivative,
 )
 
+
 # ----- sums of a few rows: W H and W^T dA when the inner dimension is small --------------------------
 # Inner loops index 1-D views with the bare loop variable: Numba's negative-index wraparound check on
 # an index such as ``column + j`` would turn each contiguous vector load into a gather.

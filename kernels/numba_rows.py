@@ -7,7 +7,6 @@ which LLVM vectorises; float64 uses the exact libm functions. The row helpers al
 and take 1-D views whose loops start at 0, so LLVM vectorises them.
 """
 
-
 from __future__ import annotations
 
 import math

@@ -13,8 +13,8 @@ from .threads import set_openblas_thread_timeout
 
 OPENBLAS_THREAD_TIMEOUT_SET_HERE = set_openblas_thread_timeout()
 
+from . import optim as optim  # noqa: E402  (nnaccel.optim: optimizers, schedules, early stopping)
 from .backends import available_backends, get_backend, set_backend, use_backend  # noqa: E402
-from . import optim  # noqa: E402
 from .errors import BackendUnavailable, TrainingDiverged, TrainingInterrupted, WorkersLost  # noqa: E402
 from .nn.model import Model, load_model  # noqa: E402
 from .nn.network import Network, PreprocessingNotApplied  # noqa: E402

@@ -15,7 +15,8 @@ import os
 import re
 import stat
 import tempfile
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 # Temporary names carry the writer's pid, so a later writer can tell an orphan (its pid is dead)
 # from another process's write in progress: ".NAME.PID.RANDOM.tmp".

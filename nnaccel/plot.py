@@ -127,15 +127,27 @@ def _scatter(axes, pipeline, parts, coordinates, colour_scale=None, boundary=Tru
         else:
             cmap, low, high = colour_scale
             axes.scatter(u, v, c=labels, cmap=cmap, vmin=low, vmax=high, s=24, edgecolors=rim, linewidths=0.9, zorder=3)
-        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="#aaaaaa", markeredgecolor=rim,
-                              markeredgewidth=1.2, markersize=7, label=f"{name} points ({labels.size})"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markerfacecolor="#aaaaaa",
+                markeredgecolor=rim,
+                markeredgewidth=1.2,
+                markersize=7,
+                label=f"{name} points ({labels.size})",
+            )
+        )
     if pipeline.task == "classification":
         for value, colour in zip(pipeline.classes, _class_colours(len(pipeline.classes))):
             handles.append(Line2D([], [], marker="o", linestyle="", color=colour, markersize=7, label=f"class {value}"))
         if len(pipeline.classes) == 2 and boundary:
             handles.append(Line2D([], [], color="#333333", linewidth=1.4, label="decision boundary"))
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=min(len(handles), 3),
-                fontsize=8.5, frameon=False)
+    axes.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=min(len(handles), 3), fontsize=8.5, frameon=False
+    )
 
 
 def _class_numbers(pipeline, labels) -> np.ndarray:
@@ -148,8 +160,17 @@ def _heat_map(axes, values: np.ndarray, kind: str, pipeline, extent, labels_all)
     """Draw ``values`` (GRID, GRID) over ``extent``; return the regression colour scale (or None)."""
     figure = axes.get_figure()
     if kind == "probability":
-        image = axes.imshow(values, origin="lower", extent=extent, cmap=_diverging(), vmin=0, vmax=1,
-                            aspect="auto", interpolation="bilinear", alpha=BACKGROUND_ALPHA)
+        image = axes.imshow(
+            values,
+            origin="lower",
+            extent=extent,
+            cmap=_diverging(),
+            vmin=0,
+            vmax=1,
+            aspect="auto",
+            interpolation="bilinear",
+            alpha=BACKGROUND_ALPHA,
+        )
         if values.min() < 0.5 < values.max():
             axes.contour(values, levels=[0.5], extent=extent, colors="#333333", linewidths=1.4, origin="lower")
         bar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02)
@@ -168,8 +189,17 @@ def _heat_map(axes, values: np.ndarray, kind: str, pipeline, extent, labels_all)
     if pipeline.target_mean is None and low >= -1 and high <= 1:
         low, high = -1.0, 1.0  # the Playground's regression sets lie in [-1, 1]
     cmap = _diverging()
-    image = axes.imshow(values, origin="lower", extent=extent, cmap=cmap, vmin=low, vmax=high,
-                        aspect="auto", interpolation="bilinear", alpha=BACKGROUND_ALPHA)
+    image = axes.imshow(
+        values,
+        origin="lower",
+        extent=extent,
+        cmap=cmap,
+        vmin=low,
+        vmax=high,
+        aspect="auto",
+        interpolation="bilinear",
+        alpha=BACKGROUND_ALPHA,
+    )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02).set_label(f"predicted {pipeline.label or 'value'}")
     return cmap, low, high
 
@@ -212,8 +242,16 @@ def _line(axes, network, pipeline, parts):
                 colours = np.array(_class_colours(len(pipeline.classes)), dtype=object)[target]
             axes.scatter(raw[0], target, c=list(colours), s=22, edgecolors=rim, linewidths=0.8, label=f"{name} data", zorder=3)
         else:
-            axes.scatter(raw[0], labels, color=BLUE if name == "training" else ORANGE, s=18, edgecolors=rim,
-                         linewidths=0.6, label=f"{name} data", zorder=3)
+            axes.scatter(
+                raw[0],
+                labels,
+                color=BLUE if name == "training" else ORANGE,
+                s=18,
+                edgecolors=rim,
+                linewidths=0.6,
+                label=f"{name} data",
+                zorder=3,
+            )
     if pipeline.task == "classification" and H.shape[0] == 1:
         axes.plot(grid[0], H[0], color="#333333", linewidth=2, label=f"P(class {pipeline.classes[1]})")
         axes.set_ylabel("class / probability")
@@ -265,9 +303,16 @@ def _predicted_against_true(axes, network, pipeline, parts):
         predicted = np.asarray(pipeline.predictions(_predict(network, pipeline, raw)), dtype=np.float64)
         truth = np.asarray(labels, dtype=np.float64)
         predicted, truth = predicted.reshape(truth.shape[0], -1)[:, 0], truth.reshape(truth.shape[0], -1)[:, 0]
-        axes.scatter(truth, predicted, s=16, color=BLUE if name == "training" else ORANGE,
-                     edgecolors="white" if name == "training" else "black", linewidths=0.5,
-                     label=f"{name} data (R² {_r2(truth, predicted):.3f})", zorder=3)
+        axes.scatter(
+            truth,
+            predicted,
+            s=16,
+            color=BLUE if name == "training" else ORANGE,
+            edgecolors="white" if name == "training" else "black",
+            linewidths=0.5,
+            label=f"{name} data (R² {_r2(truth, predicted):.3f})",
+            zorder=3,
+        )
         everything.extend([truth.min(), truth.max(), predicted.min(), predicted.max()])
     low, high = min(everything), max(everything)
     axes.plot([low, high], [low, high], color="#333333", linewidth=1, label="perfect prediction")

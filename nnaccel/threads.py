@@ -31,9 +31,7 @@ OPENBLAS_THREAD_TIMEOUT = "20"  # busy-wait 2^20 ticks (about 0.4 ms at 2.6 GHz)
 GOMP_SPINCOUNT = "3000"  # spins (microseconds) before an idle libgomp worker sleeps
 
 
-def set_openblas_thread_timeout(
-    environ: MutableMapping[str, str] = os.environ, loaded_modules: Mapping = sys.modules
-) -> bool:
+def set_openblas_thread_timeout(environ: MutableMapping[str, str] = os.environ, loaded_modules: Mapping = sys.modules) -> bool:
     """Set ``OPENBLAS_THREAD_TIMEOUT`` unless the user has or NumPy (so OpenBLAS) is already loaded;
     True when it was set here."""
     if "OPENBLAS_THREAD_TIMEOUT" in environ or "numpy" in loaded_modules:

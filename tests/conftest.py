@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support import skip_gpu_items_without_cuda
 
 from nnaccel.backends import BACKEND_NAMES, unavailable_reason
-from support import skip_gpu_items_without_cuda
 
 
 def pytest_collection_modifyitems(config, items):

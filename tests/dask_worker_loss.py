@@ -69,8 +69,17 @@ def train(scheduler) -> dict:
     net = network()
     report = {"error": None}
     try:
-        history = distributed.fit(net, X, Y, epochs=EPOCHS, lr=0.5, scheduler=scheduler, timeout=TIMEOUT,
-                                  worker_backend="numpy", on_epoch_end=kill_every_worker)
+        history = distributed.fit(
+            net,
+            X,
+            Y,
+            epochs=EPOCHS,
+            lr=0.5,
+            scheduler=scheduler,
+            timeout=TIMEOUT,
+            worker_backend="numpy",
+            on_epoch_end=kill_every_worker,
+        )
     except nna.WorkersLost as lost:
         report["seconds_to_error"] = time.perf_counter() - killed_at[0]
         report["error"] = {"message": str(lost), "epoch": lost.epoch}
@@ -98,8 +107,16 @@ def gone() -> dict:
 
     with dask_distributed.LocalCluster(n_workers=0, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         address = cluster.scheduler_address
-        command = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny", "--nthreads", "1",
-                   "--no-dashboard"]
+        command = [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--no-nanny",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ]
         workers = [subprocess.Popen(command, stderr=subprocess.DEVNULL) for _ in range(2)]
         try:
             with dask_distributed.Client(address, set_as_default=False) as client:

@@ -88,7 +88,11 @@ def test_the_numba_scalar_dispatch_computes_the_table(name, dtype, tolerance):
     def walk(values, code, fast, forward):
         out = np.empty_like(values)
         for index in range(values.size):
-            out[index] = activate_value(values[index], code, fast) if forward else values[index] * 0 + derivative_value(values[index], code)
+            out[index] = (
+                activate_value(values[index], code, fast)
+                if forward
+                else values[index] * 0 + derivative_value(values[index], code)
+            )
         return out
 
     code = table.activation_code(name)
@@ -96,8 +100,9 @@ def test_the_numba_scalar_dispatch_computes_the_table(name, dtype, tolerance):
     fast = dtype == np.float32
     H = walk(values, code, fast, True)
     np.testing.assert_allclose(H, table_forward(name, values.astype(np.float64)), rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(walk(H, code, fast, False), table_derivative(name, H.astype(np.float64)), rtol=tolerance,
-                               atol=tolerance)
+    np.testing.assert_allclose(
+        walk(H, code, fast, False), table_derivative(name, H.astype(np.float64)), rtol=tolerance, atol=tolerance
+    )
 
 
 def test_the_table_covers_every_activation_with_a_derivative():

@@ -15,8 +15,9 @@ import nnaccel as nna
 
 array_api_strict = pytest.importorskip("array_api_strict")
 
-from nnaccel.backends.array_api_backend import ArrayApiBackend  # noqa: E402
 from support import labels  # noqa: E402
+
+from nnaccel.backends.array_api_backend import ArrayApiBackend  # noqa: E402
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "identity")
 OUTPUT_UNITS = {"sigmoid": 1, "identity": 2, "softmax": 3}

@@ -45,9 +45,7 @@ def test_signatures_keep_the_base_names(backend_class, name):
 
 
 def test_the_contract_lists_every_public_method_of_the_base():
-    public = {
-        name for name, value in vars(base.Backend).items() if inspect.isfunction(value) and not name.startswith("_")
-    }
+    public = {name for name, value in vars(base.Backend).items() if inspect.isfunction(value) and not name.startswith("_")}
     passes = {"forward_hidden"}  # built from the primitives, not for backends to replace
     assert public - passes == set(base.PRIMITIVES) | set(base.HOOKS)
 

@@ -140,8 +140,17 @@ def test_peak_memory_covers_the_data_and_buffers_of_a_step():
     workspace = network.plan(None).workspace(m)
     buffers = list(workspace.H) + [workspace.output] + list(workspace.scratch)
     held = data.X.nbytes + data.Y.nbytes + sum(array.nbytes for array in buffers)
-    job = {"kind": "series", "runner": "numpy", "layers": list(net.layers), "activation": "tanh", "output": "sigmoid",
-           "ms": [m], "warmup": 0, "repeat": 1, "max_seconds": 1.0}
+    job = {
+        "kind": "series",
+        "runner": "numpy",
+        "layers": list(net.layers),
+        "activation": "tanh",
+        "output": "sigmoid",
+        "ms": [m],
+        "warmup": 0,
+        "repeat": 1,
+        "max_seconds": 1.0,
+    }
     (result,) = run_worker(job)
     assert result["status"] == "ok", result
     assert 0.9 * held <= result["memory_bytes"] <= 1.6 * held
@@ -149,8 +158,7 @@ def test_peak_memory_covers_the_data_and_buffers_of_a_step():
 
 # ----- speed-ups and the GPU crossover -----------------------------------------------------------------
 def _record(backend, m, step_s, device="cpu", kind="backend"):
-    return {"backend": backend, "net": "2-6-6-1", "m": m, "step_s": step_s, "device": device, "kind": kind,
-            "crossover": False}
+    return {"backend": backend, "net": "2-6-6-1", "m": m, "step_s": step_s, "device": device, "kind": kind, "crossover": False}
 
 
 def test_speedups_are_relative_to_numpy_at_the_same_m():
@@ -162,12 +170,20 @@ def test_speedups_are_relative_to_numpy_at_the_same_m():
 def test_crossover_is_the_smallest_m_where_the_gpu_beats_the_best_cpu():
     settings = BenchSettings(nets=[NetSpec((2, 6, 6, 1), "tanh", "sigmoid")])
     records = [
-        _record("numpy", 10, 1.0), _record("numba", 10, 0.5), _record("cupy", 10, 2.0, "gpu"),
-        _record("numpy", 100, 3.0), _record("numba", 100, 1.0), _record("cupy", 100, 1.5, "gpu"),
+        _record("numpy", 10, 1.0),
+        _record("numba", 10, 0.5),
+        _record("cupy", 10, 2.0, "gpu"),
+        _record("numpy", 100, 3.0),
+        _record("numba", 100, 1.0),
+        _record("cupy", 100, 1.5, "gpu"),
         # beats numpy but not numba: no crossover yet; a peer on the GPU does not count
         _record("torch-cuda", 100, 0.1, "gpu", "peer"),
-        _record("numpy", 1000, 9.0), _record("numba", 1000, 3.0), _record("cupy", 1000, 2.0, "gpu"),
-        _record("numpy", 10000, 90.0), _record("numba", 10000, 30.0), _record("cupy", 10000, 3.0, "gpu"),
+        _record("numpy", 1000, 9.0),
+        _record("numba", 1000, 3.0),
+        _record("cupy", 1000, 2.0, "gpu"),
+        _record("numpy", 10000, 90.0),
+        _record("numba", 10000, 30.0),
+        _record("cupy", 10000, 3.0, "gpu"),
     ]
     (entry,) = find_crossovers(records, settings)
     assert (entry["m"], entry["gpu_backend"], entry["cpu_backend"]) == (1000, "cupy", "numba")
@@ -182,8 +198,17 @@ def test_no_crossover_without_a_gpu_backend():
 
 # ----- worker and progress -----------------------------------------------------------------------------
 def test_a_failing_case_comes_back_as_an_error_line():
-    job = {"kind": "series", "runner": "no-such-runner", "layers": [2, 1], "activation": "tanh", "output": "sigmoid",
-           "ms": [10, 20], "warmup": 0, "repeat": 1, "max_seconds": 1.0}
+    job = {
+        "kind": "series",
+        "runner": "no-such-runner",
+        "layers": [2, 1],
+        "activation": "tanh",
+        "output": "sigmoid",
+        "ms": [10, 20],
+        "warmup": 0,
+        "repeat": 1,
+        "max_seconds": 1.0,
+    }
     results = list(run_worker(job, expected=2))
     assert [r["status"] for r in results] == ["error", "error"]
     assert "unknown runner 'no-such-runner'" in results[0]["reason"]
@@ -217,8 +242,17 @@ def test_cuda_event_times_agree_with_the_synchronised_host_clock():
 @pytest.mark.gpu
 def test_gpu_case_reports_device_memory_and_event_timing():
     net, m = NetSpec((2, 6, 6, 1), "tanh", "sigmoid"), 100_000
-    job = {"kind": "series", "runner": "cupy", "layers": list(net.layers), "activation": "tanh", "output": "sigmoid",
-           "ms": [m], "warmup": 1, "repeat": 3, "max_seconds": 1.0}
+    job = {
+        "kind": "series",
+        "runner": "cupy",
+        "layers": list(net.layers),
+        "activation": "tanh",
+        "output": "sigmoid",
+        "ms": [m],
+        "warmup": 1,
+        "repeat": 3,
+        "max_seconds": 1.0,
+    }
     (result,) = run_worker(job)
     assert result["status"] == "ok", result
     assert result["timer"].startswith("CUDA events")

@@ -19,8 +19,22 @@ def tiny_run(tmp_path_factory):
     """One tiny run with every backend named and every peer, shared by the tests below."""
     folder = tmp_path_factory.mktemp("bench")
     command = [
-        sys.executable, "-m", "nnaccel", "bench", "--backends", "numpy,numba,cupy", "--peers", "torch,sklearn",
-        "--m", "100,1000", "--repeat", "2", "--json", str(folder / "out.json"), "--plot", str(folder / "out.png"),
+        sys.executable,
+        "-m",
+        "nnaccel",
+        "bench",
+        "--backends",
+        "numpy,numba,cupy",
+        "--peers",
+        "torch,sklearn",
+        "--m",
+        "100,1000",
+        "--repeat",
+        "2",
+        "--json",
+        str(folder / "out.json"),
+        "--plot",
+        str(folder / "out.png"),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
@@ -87,8 +101,24 @@ def adam_run(tmp_path_factory):
     """A tiny run with --optimizer adam, full batch and mini-batches, with both peers."""
     folder = tmp_path_factory.mktemp("bench-adam")
     command = [
-        sys.executable, "-m", "nnaccel", "bench", "--backends", "numpy,numba", "--peers", "torch-cpu,sklearn",
-        "--m", "100", "--batch", "8,full", "--repeat", "2", "--optimizer", "adam", "--json", str(folder / "out.json"),
+        sys.executable,
+        "-m",
+        "nnaccel",
+        "bench",
+        "--backends",
+        "numpy,numba",
+        "--peers",
+        "torch-cpu,sklearn",
+        "--m",
+        "100",
+        "--batch",
+        "8,full",
+        "--repeat",
+        "2",
+        "--optimizer",
+        "adam",
+        "--json",
+        str(folder / "out.json"),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN = '''
+PLUGIN = """
 def pytest_collection_finish(session):
     for item in session.items:
         marker = item.get_closest_marker("benchmark")
         print("GROUP", item.callspec.params["backend"], "|", marker.kwargs.get("group") if marker else None)
-'''
+"""
 
 
 def benchmark_groups(tmp_path) -> dict[str, list[str]]:
@@ -29,20 +29,23 @@ def benchmark_groups(tmp_path) -> dict[str, list[str]]:
     environment.pop("NNACCEL_BENCH_TINY", None)  # the full sizes, the ones the report shows
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/", "--collect-only", "-q", "-p", "print_groups"],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     groups = collections.defaultdict(list)
     for line in result.stdout.splitlines():
         if line.startswith("GROUP "):
-            backend, group = line[len("GROUP "):].split(" | ")
+            backend, group = line[len("GROUP ") :].split(" | ")
             groups[group].append(backend)
     return groups
 
 
 def test_each_workload_is_one_table_with_every_backend(tmp_path):
     groups = benchmark_groups(tmp_path)
-    assert set(groups) == {"2-6-6-1 m=10000", "2-6-6-1 m=100000", "2-6-6-1 m=1000000",
-                           "784-256-10 m=1000", "784-256-10 m=10000"}
+    assert set(groups) == {"2-6-6-1 m=10000", "2-6-6-1 m=100000", "2-6-6-1 m=1000000", "784-256-10 m=1000", "784-256-10 m=10000"}
     for group, backends in groups.items():
         assert sorted(backends) == ["cupy", "numba", "numpy", "sklearn", "torch-cpu"], group

@@ -12,15 +12,31 @@ import time
 
 import numpy as np
 import pytest
+from support import cli
 
 import nnaccel as nna
 from nnaccel.cli import train as train_command
 from nnaccel.nn import checkpoint
-from support import cli
 
-
-RUN = ["--backend", "numpy", "--dataset", "xor", "--noise", "10", "--hidden", "6,4", "--lr", "0.1",
-       "--batch-size", "8", "--epochs", "12", "--seed", "5", "--quiet"]
+RUN = [
+    "--backend",
+    "numpy",
+    "--dataset",
+    "xor",
+    "--noise",
+    "10",
+    "--hidden",
+    "6,4",
+    "--lr",
+    "0.1",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "12",
+    "--seed",
+    "5",
+    "--quiet",
+]
 
 
 def params_of(path) -> list:
@@ -56,7 +72,13 @@ def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path, monkeypatch):
     saved = checkpoint.load(tmp_path / "ck.npz", backend="numpy", checkpoint=True)
     assert saved.training["epochs_completed"] == 12 and len(saved.training["history"]["loss"]) == 12
     settings = saved.training["settings"]
-    assert (settings["lr"], settings["batch_size"], settings["seed"], settings["hidden"], settings["noise"]) == (0.1, 8, 5, [6, 4], 10.0)
+    assert (settings["lr"], settings["batch_size"], settings["seed"], settings["hidden"], settings["noise"]) == (
+        0.1,
+        8,
+        5,
+        [6, 4],
+        10.0,
+    )
     assert saved.pipeline["features"] == ["x1", "x2"]
     assert [path.name for path in tmp_path.iterdir()] == ["ck.npz"]  # no temporary files left
 
@@ -196,8 +218,25 @@ def test_a_checkpoint_is_a_model_file(tmp_path):
 
 
 # ----- real signals, to a real process --------------------------------------------------------------
-SLOW_RUN = ["--backend", "numpy", "--dataset", "spiral", "--samples", "1000", "--hidden", "8,8", "--batch-size", "1",
-            "--epochs", "15", "--features", "x1,x2,sinx1,sinx2", "--seed", "2", "--quiet"]
+SLOW_RUN = [
+    "--backend",
+    "numpy",
+    "--dataset",
+    "spiral",
+    "--samples",
+    "1000",
+    "--hidden",
+    "8,8",
+    "--batch-size",
+    "1",
+    "--epochs",
+    "15",
+    "--features",
+    "x1,x2,sinx1,sinx2",
+    "--seed",
+    "2",
+    "--quiet",
+]
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
@@ -206,7 +245,11 @@ def test_signal_during_training_saves_a_checkpoint_that_resumes_exactly(tmp_path
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "nnaccel", "train", *SLOW_RUN, "--checkpoint", ck, "--checkpoint-every", "1"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
     )
     deadline = time.monotonic() + 120
     while not ck.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -284,8 +327,21 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path, damage):
 
 
 # ----- the optimizer's, the schedule's and early stopping's state ----------------------------------
-STATEFUL = ["--dataset", "xor", "--noise", "30", "--samples", "200", "--hidden", "6,4", "--optimizer", "adam", "--seed", "5",
-            "--quiet"]
+STATEFUL = [
+    "--dataset",
+    "xor",
+    "--noise",
+    "30",
+    "--samples",
+    "200",
+    "--hidden",
+    "6,4",
+    "--optimizer",
+    "adam",
+    "--seed",
+    "5",
+    "--quiet",
+]
 SCENARIOS = {
     "adam-cosine": [*STATEFUL, "--lr", "0.02", "--lr-schedule", "cosine", "--epochs", "12"],
     "early-stopping": [*STATEFUL, "--lr", "0.05", "--early-stopping", "3", "--epochs", "40"],
@@ -438,8 +494,9 @@ def test_a_checkpoint_of_format_1_without_optimizer_state_still_resumes(tmp_path
         del record["settings"][name]
     old = tmp_path / "old.npz"
     rewrite_archive(ck, old, training=record)
-    code, _, err = cli("train", "--resume", old, "--epochs", "12", "--save", tmp_path / "resumed.npz",
-                       "--json", tmp_path / "resumed.json")
+    code, _, err = cli(
+        "train", "--resume", old, "--epochs", "12", "--save", tmp_path / "resumed.npz", "--json", tmp_path / "resumed.json"
+    )
     assert code == 0, err
     assert_identical(whole, tmp_path / "resumed.npz")
     resumed = json.loads((tmp_path / "resumed.json").read_text())
@@ -475,8 +532,11 @@ def test_missing_or_damaged_optimizer_state_is_one_line_naming_the_file(tmp_path
     without_state = {key: value for key, value in record.items() if key != "state"}
     err = damaged(tmp_path, adam_checkpoint, training=without_state)
     assert "optimizer state is missing" in err
-    for part, value in (("optimizer", {"step": -1, "first": 3, "second": 3}), ("optimizer", {"step": 9, "first": 3, "second": 0}),
-                        ("schedule", {"lr": 0.1})):
+    for part, value in (
+        ("optimizer", {"step": -1, "first": 3, "second": 3}),
+        ("optimizer", {"step": 9, "first": 3, "second": 0}),
+        ("schedule", {"lr": 0.1}),
+    ):
         err = damaged(tmp_path, adam_checkpoint, training={**record, "state": {**record["state"], part: value}})
         assert "damaged checkpoint" in err
     # an SGD checkpoint whose settings were edited to say adam: it has no moments to continue
@@ -485,8 +545,17 @@ def test_missing_or_damaged_optimizer_state_is_one_line_naming_the_file(tmp_path
     assert "does not fit the momentum optimizer" in err
 
 
-@pytest.mark.parametrize("flag", [["--optimizer", "sgd"], ["--lr-schedule", "step:2"], ["--early-stopping", "4"],
-                                  ["--beta1", "0.8"], ["--momentum", "0.5"], ["--weight-decay", "0.1"]])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--optimizer", "sgd"],
+        ["--lr-schedule", "step:2"],
+        ["--early-stopping", "4"],
+        ["--beta1", "0.8"],
+        ["--momentum", "0.5"],
+        ["--weight-decay", "0.1"],
+    ],
+)
 def test_resume_refuses_another_optimizer_schedule_or_stopping(adam_checkpoint, flag):
     code, _, err = cli("train", "--resume", adam_checkpoint, "--epochs", "6", *flag)
     assert code == 2 and f"{flag[0]} cannot change when resuming" in err, err
@@ -503,8 +572,9 @@ def test_extending_a_finished_early_stopping_run(tmp_path):
     ck = tmp_path / "ck.npz"
     code, _, err = cli("train", *short, "--checkpoint", ck)
     assert code == 0, err
-    code, _, err = cli("train", "--resume", ck, "--epochs", "40", "--save", tmp_path / "resumed.npz",
-                       "--json", tmp_path / "resumed.json")
+    code, _, err = cli(
+        "train", "--resume", ck, "--epochs", "40", "--save", tmp_path / "resumed.npz", "--json", tmp_path / "resumed.json"
+    )
     assert code == 0, err
     assert_identical(tmp_path / "whole.npz", tmp_path / "resumed.npz")
     assert json.loads((tmp_path / "resumed.json").read_text())["history"] == report["history"]

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from support import cli
 
 import nnaccel as nna
-from support import cli
 
 SENTINEL = b"previous contents\n"
 
@@ -37,8 +37,22 @@ def refused(arguments, outputs, *words) -> str:
 
 
 def train_arguments(outputs, *arguments):
-    return ["train", "--backend", "numpy", "--epochs", "2", *arguments, "--save", outputs["npz"],
-            "--json", outputs["json"], "--plot", outputs["png"], "--checkpoint", outputs["csv"]]
+    return [
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "2",
+        *arguments,
+        "--save",
+        outputs["npz"],
+        "--json",
+        outputs["json"],
+        "--plot",
+        outputs["png"],
+        "--checkpoint",
+        outputs["csv"],
+    ]
 
 
 @pytest.fixture
@@ -127,30 +141,33 @@ def test_unknown_dataset_feature_activation_and_bad_numbers(outputs):
     refused(train_arguments(outputs, "--samples", "abc"), outputs, "--samples")
 
 
-@pytest.mark.parametrize("arguments, words", [
-    (["--optimizer", "rmsprop"], ["rmsprop", "adamw"]),
-    (["--momentum", "0.5"], ["--momentum", "momentum or nesterov", "sgd"]),
-    (["--optimizer", "adam", "--momentum", "0.5"], ["--momentum", "not to adam"]),
-    (["--optimizer", "momentum", "--momentum", "-0.1"], ["--momentum", "> 0"]),
-    (["--optimizer", "nesterov", "--momentum", "0"], ["--momentum", "> 0"]),
-    (["--optimizer", "momentum", "--momentum", "nan"], ["--momentum", "finite"]),
-    (["--optimizer", "sgd", "--beta1", "0.8"], ["--beta1", "adam or adamw"]),
-    (["--optimizer", "adam", "--beta1", "1"], ["--beta1", "[0, 1)"]),
-    (["--optimizer", "adamw", "--beta2", "-0.5"], ["--beta2", "[0, 1)"]),
-    (["--optimizer", "adam", "--eps", "0"], ["--eps", "> 0"]),
-    (["--optimizer", "adam", "--weight-decay", "0.1"], ["--weight-decay", "adamw", "not to adam"]),
-    (["--optimizer", "adamw", "--weight-decay", "-1"], ["--weight-decay", ">= 0"]),
-    (["--optimizer", "adamw", "--weight-decay", "inf"], ["--weight-decay", "finite"]),
-    (["--lr-schedule", "warmup"], ["--lr-schedule", "warmup", "cosine"]),
-    (["--lr-schedule", "step:x"], ["--lr-schedule", "numbers"]),
-    (["--lr-schedule", "step"], ["--lr-schedule", "step_size"]),
-    (["--lr-schedule", "plateau:speed=2"], ["--lr-schedule", "speed", "factor"]),
-    (["--lr-schedule", "exponential:-1"], ["--lr-schedule", "gamma"]),
-    (["--early-stopping", "0"], ["--early-stopping", ">= 1"]),
-    (["--early-stopping", "five"], ["--early-stopping", "invalid int"]),
-    (["--early-stopping", "5", "--ratio", "100"], ["--early-stopping", "--ratio 100"]),
-    (["--early-stopping", "5", "--samples", "10", "--ratio", "99"], ["--early-stopping", "no test examples"]),
-])
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        (["--optimizer", "rmsprop"], ["rmsprop", "adamw"]),
+        (["--momentum", "0.5"], ["--momentum", "momentum or nesterov", "sgd"]),
+        (["--optimizer", "adam", "--momentum", "0.5"], ["--momentum", "not to adam"]),
+        (["--optimizer", "momentum", "--momentum", "-0.1"], ["--momentum", "> 0"]),
+        (["--optimizer", "nesterov", "--momentum", "0"], ["--momentum", "> 0"]),
+        (["--optimizer", "momentum", "--momentum", "nan"], ["--momentum", "finite"]),
+        (["--optimizer", "sgd", "--beta1", "0.8"], ["--beta1", "adam or adamw"]),
+        (["--optimizer", "adam", "--beta1", "1"], ["--beta1", "[0, 1)"]),
+        (["--optimizer", "adamw", "--beta2", "-0.5"], ["--beta2", "[0, 1)"]),
+        (["--optimizer", "adam", "--eps", "0"], ["--eps", "> 0"]),
+        (["--optimizer", "adam", "--weight-decay", "0.1"], ["--weight-decay", "adamw", "not to adam"]),
+        (["--optimizer", "adamw", "--weight-decay", "-1"], ["--weight-decay", ">= 0"]),
+        (["--optimizer", "adamw", "--weight-decay", "inf"], ["--weight-decay", "finite"]),
+        (["--lr-schedule", "warmup"], ["--lr-schedule", "warmup", "cosine"]),
+        (["--lr-schedule", "step:x"], ["--lr-schedule", "numbers"]),
+        (["--lr-schedule", "step"], ["--lr-schedule", "step_size"]),
+        (["--lr-schedule", "plateau:speed=2"], ["--lr-schedule", "speed", "factor"]),
+        (["--lr-schedule", "exponential:-1"], ["--lr-schedule", "gamma"]),
+        (["--early-stopping", "0"], ["--early-stopping", ">= 1"]),
+        (["--early-stopping", "five"], ["--early-stopping", "invalid int"]),
+        (["--early-stopping", "5", "--ratio", "100"], ["--early-stopping", "--ratio 100"]),
+        (["--early-stopping", "5", "--samples", "10", "--ratio", "99"], ["--early-stopping", "no test examples"]),
+    ],
+)
 def test_bad_optimizer_schedule_and_stopping_values(outputs, arguments, words):
     refused(train_arguments(outputs, *arguments), outputs, *words)
 

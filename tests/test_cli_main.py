@@ -6,8 +6,9 @@ import subprocess
 import sys
 from importlib.metadata import version
 
-import nnaccel as nna
 from support import cli
+
+import nnaccel as nna
 
 
 def test_no_command_prints_the_usage_and_the_commands_on_stderr():

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from support import cli
 
 
@@ -14,8 +13,22 @@ def test_plot_and_summary_report_the_trained_networks_losses(tmp_path, monkeypat
     matplotlib = pytest.importorskip("matplotlib")
     monkeypatch.setitem(matplotlib.rcParams, "svg.fonttype", "none")  # text as text, to read it back
     plot, report = tmp_path / "out.svg", tmp_path / "out.json"
-    code, out, err = cli("train", "--backend", "numpy", "--dataset", "circle", "--epochs", "20", "--lr", "0.1",
-                         "--plot", plot, "--json", report, "--quiet")
+    code, out, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--dataset",
+        "circle",
+        "--epochs",
+        "20",
+        "--lr",
+        "0.1",
+        "--plot",
+        plot,
+        "--json",
+        report,
+        "--quiet",
+    )
     assert code == 0, err
     metrics = json.loads(report.read_text())["metrics"]
     line = f"training loss {metrics['train_loss']:.4f}   test loss {metrics['test_loss']:.4f}"

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from support import cli, write_csv
 
 import nnaccel as nna
 from nnaccel.data.playground import expand_features
-from support import cli, write_csv
 
 
 def blobs(m, classes):
@@ -24,8 +24,22 @@ def blobs(m, classes):
 @pytest.fixture
 def spiral_model(tmp_path):
     path = tmp_path / "spiral.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--dataset", "spiral", "--features", "x1,x2,x1sq,sinx1",
-                       "--hidden", "6", "--epochs", "3", "--quiet", "--save", path)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--dataset",
+        "spiral",
+        "--features",
+        "x1,x2,x1sq,sinx1",
+        "--hidden",
+        "6",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--save",
+        path,
+    )
     assert code == 0, err
     return path
 
@@ -58,7 +72,12 @@ def test_out_file_csv_and_npy_written_atomically(tmp_path, spiral_model):
     code, _, err = cli("predict", "--model", spiral_model, "--data", data, "--out", tmp_path / "p.npy", "--backend", "numpy")
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), table[:, 0])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["p.csv", "p.npy", "points.npy", "spiral.npz"]  # no temporary files
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "p.csv",
+        "p.npy",
+        "points.npy",
+        "spiral.npz",
+    ]  # no temporary files
 
 
 def test_csv_model_selects_columns_by_name_and_returns_text_classes(tmp_path):
@@ -66,8 +85,22 @@ def test_csv_model_selects_columns_by_name_and_returns_text_classes(tmp_path):
     names = np.array(["red", "green", "blue"])[labels]
     data = write_csv(tmp_path / "train.csv", ["u", "v", "colour"], zip(points[0], points[1], names))
     model = tmp_path / "m.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "6", "--epochs", "40", "--lr", "0.1",
-                       "--quiet", "--save", model)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--data",
+        data,
+        "--hidden",
+        "6",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.1",
+        "--quiet",
+        "--save",
+        model,
+    )
     assert code == 0, err
     # the same rows with columns reordered and the label still present: matched by name
     reordered = write_csv(tmp_path / "new.csv", ["colour", "v", "u"], zip(names, points[1], points[0]))
@@ -85,8 +118,22 @@ def test_regression_predictions_are_in_the_labels_units(tmp_path):
     target = 100 + 40 * X[0] - 10 * X[1]
     data = write_csv(tmp_path / "r.csv", ["a", "b", "t"], zip(X[0], X[1], target))
     model = tmp_path / "r.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "0", "--epochs", "60", "--lr", "0.05",
-                       "--quiet", "--save", model)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--data",
+        data,
+        "--hidden",
+        "0",
+        "--epochs",
+        "60",
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--save",
+        model,
+    )
     assert code == 0, err
     code, out, err = cli("predict", "--model", model, "--data", data, "--backend", "numpy")
     assert code == 0, err

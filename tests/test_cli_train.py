@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from support import cli, write_csv
 
 import nnaccel as nna
 from nnaccel.data.playground import expand_features, make_dataset, train_test_split
-from support import cli, write_csv
 
 
 def train(tmp_path, *arguments, name="model") -> tuple[dict, list, str, str]:
@@ -20,18 +20,45 @@ def train(tmp_path, *arguments, name="model") -> tuple[dict, list, str, str]:
     return json.loads(report.read_text()), nna.Network.load(model, backend="numpy").get_params(), out, err
 
 
-def by_hand(dataset, *, samples=500, noise=0.0, ratio=50.0, features=("x1", "x2"), hidden=(4, 2), activation="tanh",
-            lr=0.03, epochs=500, batch_size=10, l1=0.0, l2=0.0, seed=0, optimizer="sgd", lr_schedule=None,
-            early_stopping=None):
+def by_hand(
+    dataset,
+    *,
+    samples=500,
+    noise=0.0,
+    ratio=50.0,
+    features=("x1", "x2"),
+    hidden=(4, 2),
+    activation="tanh",
+    lr=0.03,
+    epochs=500,
+    batch_size=10,
+    l1=0.0,
+    l2=0.0,
+    seed=0,
+    optimizer="sgd",
+    lr_schedule=None,
+    early_stopping=None,
+):
     """The oracle: the same run written with the Python API."""
     points, Y = make_dataset(dataset, samples, noise / 100, seed)
     X = expand_features(points, features)
     X_train, Y_train, X_test, Y_test = train_test_split(X, Y, ratio / 100, seed)
     output = "sigmoid" if dataset in ("circle", "xor", "gauss", "spiral") else "identity"
     network = nna.Network([X.shape[0], *hidden, 1], activation=activation, output=output, seed=seed, backend="numpy")
-    history = network.fit(X_train, Y_train, epochs=epochs, lr=lr, batch_size=batch_size or None, l1=l1, l2=l2,
-                          validation=(X_test, Y_test) if X_test.shape[1] else None, seed=seed, optimizer=optimizer,
-                          lr_schedule=lr_schedule, early_stopping=early_stopping)
+    history = network.fit(
+        X_train,
+        Y_train,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size or None,
+        l1=l1,
+        l2=l2,
+        validation=(X_test, Y_test) if X_test.shape[1] else None,
+        seed=seed,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        early_stopping=early_stopping,
+    )
     return network.get_params(), history, (X_train, Y_train, X_test, Y_test)
 
 
@@ -44,27 +71,162 @@ def assert_same_params(first, second):
 
 # Every training flag, in combinations, against the Python API: the CLI must wire each one through.
 CASES = [
-    (["--dataset", "xor", "--hidden", "5", "--activation", "relu", "--lr", "0.1", "--epochs", "7", "--batch-size", "16", "--seed", "3"],
-     dict(dataset="xor", hidden=(5,), activation="relu", lr=0.1, epochs=7, batch_size=16, seed=3)),
-    (["--dataset", "gauss", "--noise", "20", "--samples", "300", "--ratio", "70", "--features", "x1,x2,x1x2",
-      "--regularization", "l2", "--reg-rate", "0.01", "--batch-size", "0", "--epochs", "9", "--hidden", "3,3,2"],
-     dict(dataset="gauss", noise=20, samples=300, ratio=70, features=("x1", "x2", "x1x2"), l2=0.01, batch_size=0, epochs=9, hidden=(3, 3, 2))),
-    (["--dataset", "reg-plane", "--regularization", "l1", "--reg-rate", "0.001", "--hidden", "0", "--epochs", "5", "--lr", "0.01"],
-     dict(dataset="reg-plane", l1=0.001, hidden=(), epochs=5, lr=0.01)),
-    (["--dataset", "spiral", "--features", "sinx1,sinx2,x1sq,x2sq", "--activation", "elu", "--epochs", "4", "--ratio", "100"],
-     dict(dataset="spiral", features=("sinx1", "sinx2", "x1sq", "x2sq"), activation="elu", epochs=4, ratio=100)),
-    (["--dataset", "xor", "--optimizer", "nesterov", "--momentum", "0.8", "--batch-size", "16", "--epochs", "6"],
-     dict(dataset="xor", optimizer=nna.optim.SGD(momentum=0.8, nesterov=True), batch_size=16, epochs=6)),
-    (["--dataset", "circle", "--optimizer", "momentum", "--epochs", "5", "--batch-size", "0", "--lr", "0.1"],
-     dict(dataset="circle", optimizer=nna.optim.SGD(momentum=0.9), batch_size=0, epochs=5, lr=0.1)),
-    (["--dataset", "gauss", "--optimizer", "adamw", "--beta1", "0.85", "--beta2", "0.99", "--eps", "1e-7", "--weight-decay", "0.05",
-      "--lr-schedule", "step:3,0.5", "--regularization", "l2", "--reg-rate", "0.001", "--epochs", "7", "--lr", "0.01"],
-     dict(dataset="gauss", optimizer=nna.optim.AdamW(0.85, 0.99, 1e-7, 0.05), lr_schedule=nna.optim.StepLR(3, 0.5), l2=0.001,
-          epochs=7, lr=0.01)),
-    (["--dataset", "xor", "--noise", "30", "--samples", "200", "--optimizer", "adam", "--lr", "0.05", "--epochs", "40",
-      "--early-stopping", "3", "--lr-schedule", "plateau:factor=0.5,patience=1", "--batch-size", "8", "--seed", "5", "--hidden", "6,4"],
-     dict(dataset="xor", noise=30, samples=200, optimizer=nna.optim.Adam(), lr=0.05, epochs=40, early_stopping=3,
-          lr_schedule=nna.optim.ReduceLROnPlateau(factor=0.5, patience=1), batch_size=8, seed=5, hidden=(6, 4))),
+    (
+        [
+            "--dataset",
+            "xor",
+            "--hidden",
+            "5",
+            "--activation",
+            "relu",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "7",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+        ],
+        dict(dataset="xor", hidden=(5,), activation="relu", lr=0.1, epochs=7, batch_size=16, seed=3),
+    ),
+    (
+        [
+            "--dataset",
+            "gauss",
+            "--noise",
+            "20",
+            "--samples",
+            "300",
+            "--ratio",
+            "70",
+            "--features",
+            "x1,x2,x1x2",
+            "--regularization",
+            "l2",
+            "--reg-rate",
+            "0.01",
+            "--batch-size",
+            "0",
+            "--epochs",
+            "9",
+            "--hidden",
+            "3,3,2",
+        ],
+        dict(
+            dataset="gauss",
+            noise=20,
+            samples=300,
+            ratio=70,
+            features=("x1", "x2", "x1x2"),
+            l2=0.01,
+            batch_size=0,
+            epochs=9,
+            hidden=(3, 3, 2),
+        ),
+    ),
+    (
+        [
+            "--dataset",
+            "reg-plane",
+            "--regularization",
+            "l1",
+            "--reg-rate",
+            "0.001",
+            "--hidden",
+            "0",
+            "--epochs",
+            "5",
+            "--lr",
+            "0.01",
+        ],
+        dict(dataset="reg-plane", l1=0.001, hidden=(), epochs=5, lr=0.01),
+    ),
+    (
+        ["--dataset", "spiral", "--features", "sinx1,sinx2,x1sq,x2sq", "--activation", "elu", "--epochs", "4", "--ratio", "100"],
+        dict(dataset="spiral", features=("sinx1", "sinx2", "x1sq", "x2sq"), activation="elu", epochs=4, ratio=100),
+    ),
+    (
+        ["--dataset", "xor", "--optimizer", "nesterov", "--momentum", "0.8", "--batch-size", "16", "--epochs", "6"],
+        dict(dataset="xor", optimizer=nna.optim.SGD(momentum=0.8, nesterov=True), batch_size=16, epochs=6),
+    ),
+    (
+        ["--dataset", "circle", "--optimizer", "momentum", "--epochs", "5", "--batch-size", "0", "--lr", "0.1"],
+        dict(dataset="circle", optimizer=nna.optim.SGD(momentum=0.9), batch_size=0, epochs=5, lr=0.1),
+    ),
+    (
+        [
+            "--dataset",
+            "gauss",
+            "--optimizer",
+            "adamw",
+            "--beta1",
+            "0.85",
+            "--beta2",
+            "0.99",
+            "--eps",
+            "1e-7",
+            "--weight-decay",
+            "0.05",
+            "--lr-schedule",
+            "step:3,0.5",
+            "--regularization",
+            "l2",
+            "--reg-rate",
+            "0.001",
+            "--epochs",
+            "7",
+            "--lr",
+            "0.01",
+        ],
+        dict(
+            dataset="gauss",
+            optimizer=nna.optim.AdamW(0.85, 0.99, 1e-7, 0.05),
+            lr_schedule=nna.optim.StepLR(3, 0.5),
+            l2=0.001,
+            epochs=7,
+            lr=0.01,
+        ),
+    ),
+    (
+        [
+            "--dataset",
+            "xor",
+            "--noise",
+            "30",
+            "--samples",
+            "200",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--epochs",
+            "40",
+            "--early-stopping",
+            "3",
+            "--lr-schedule",
+            "plateau:factor=0.5,patience=1",
+            "--batch-size",
+            "8",
+            "--seed",
+            "5",
+            "--hidden",
+            "6,4",
+        ],
+        dict(
+            dataset="xor",
+            noise=30,
+            samples=200,
+            optimizer=nna.optim.Adam(),
+            lr=0.05,
+            epochs=40,
+            early_stopping=3,
+            lr_schedule=nna.optim.ReduceLROnPlateau(factor=0.5, patience=1),
+            batch_size=8,
+            seed=5,
+            hidden=(6, 4),
+        ),
+    ),
 ]
 CASE_IDS = ["xor", "gauss", "reg-plane", "spiral", "nesterov", "momentum-full-batch", "adamw-step", "adam-early-stopping"]
 
@@ -89,7 +251,13 @@ def test_defaults_are_the_playgrounds(tmp_path):
     expected, _, _ = by_hand("circle", epochs=3)
     assert_same_params(params, expected)
     settings = report["settings"]
-    assert (settings["lr"], settings["activation"], settings["hidden"], settings["batch_size"], settings["ratio"]) == (0.03, "tanh", [4, 2], 10, 50.0)
+    assert (settings["lr"], settings["activation"], settings["hidden"], settings["batch_size"], settings["ratio"]) == (
+        0.03,
+        "tanh",
+        [4, 2],
+        10,
+        50.0,
+    )
 
 
 def test_progress_bar_and_summary(tmp_path):
@@ -145,8 +313,22 @@ def test_unknown_backend_is_refused(tmp_path):
 def test_plot_is_a_png_with_both_panels(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "out.png"
-    code, _, err = cli("train", "--backend", "numpy", "--dataset", "circle", "--hidden", "6,6", "--epochs", "60", "--lr", "0.1",
-                       "--plot", path, "--quiet")
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--dataset",
+        "circle",
+        "--hidden",
+        "6,6",
+        "--epochs",
+        "60",
+        "--lr",
+        "0.1",
+        "--plot",
+        path,
+        "--quiet",
+    )
     assert code == 0, err
     from matplotlib.image import imread
 
@@ -192,6 +374,7 @@ def test_csv_binary_labels_train_a_sigmoid_classifier(tmp_path):
     network.fit((X_train - mean) / std, Y_train, epochs=30, lr=0.1, batch_size=10, seed=0)
     for (W, b), (W_cli, b_cli) in zip(network.get_params(), params):
         np.testing.assert_allclose(W_cli, W, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b_cli, b, rtol=1e-5, atol=1e-6)
 
 
 def test_scale_none_uses_raw_inputs(tmp_path):
@@ -250,15 +433,39 @@ def test_plot_of_many_inputs(tmp_path):
     X = rng.normal(size=(5, 80))
     for name, target in (("class", (X[0] + X[1] > 0).astype(int)), ("value", X[0] - 2 * X[2])):
         data = write_csv(tmp_path / f"{name}.csv", ["a", "b", "c", "d", "e", "y"], zip(*X, target))
-        code, _, err = cli("train", "--backend", "numpy", "--data", data, "--epochs", "2", "--plot", tmp_path / f"{name}.png", "--quiet")
+        code, _, err = cli(
+            "train", "--backend", "numpy", "--data", data, "--epochs", "2", "--plot", tmp_path / f"{name}.png", "--quiet"
+        )
         assert code == 0, err
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_json_has_each_epochs_rate_and_the_best_and_last_epoch(tmp_path):
-    report, _, out, _ = train(tmp_path, "--dataset", "xor", "--noise", "30", "--samples", "200", "--optimizer", "adam",
-                              "--lr", "0.05", "--epochs", "40", "--early-stopping", "3", "--batch-size", "8", "--seed", "5",
-                              "--hidden", "6,4", "--lr-schedule", "exponential:0.9")
+    report, _, out, _ = train(
+        tmp_path,
+        "--dataset",
+        "xor",
+        "--noise",
+        "30",
+        "--samples",
+        "200",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "40",
+        "--early-stopping",
+        "3",
+        "--batch-size",
+        "8",
+        "--seed",
+        "5",
+        "--hidden",
+        "6,4",
+        "--lr-schedule",
+        "exponential:0.9",
+    )
     history, metrics = report["history"], report["metrics"]
     last, best = metrics["last_epoch"], metrics["best_epoch"]
     assert 3 < last < 40 and best == last - 3 and (history["best_epoch"], history["last_epoch"]) == (best, last)
@@ -280,13 +487,36 @@ def test_without_early_stopping_the_history_has_no_best_epoch(tmp_path):
 
 
 def test_info_shows_what_trained_the_model(tmp_path):
-    train(tmp_path, "--dataset", "xor", "--optimizer", "adamw", "--weight-decay", "0.02", "--lr-schedule", "cosine:10",
-          "--early-stopping", "5", "--epochs", "8", "--quiet")
+    train(
+        tmp_path,
+        "--dataset",
+        "xor",
+        "--optimizer",
+        "adamw",
+        "--weight-decay",
+        "0.02",
+        "--lr-schedule",
+        "cosine:10",
+        "--early-stopping",
+        "5",
+        "--epochs",
+        "8",
+        "--quiet",
+    )
     code, out, err = cli("info", "--model", tmp_path / "model.npz")
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith("trained by:"))
-    for shown in ("optimizer=adamw", "beta1=0.9", "beta2=0.999", "eps=1e-08", "weight_decay=0.02", "lr_schedule=cosine:10",
-                  "early_stopping=5", "best_epoch=", "last_epoch="):
+    for shown in (
+        "optimizer=adamw",
+        "beta1=0.9",
+        "beta2=0.999",
+        "eps=1e-08",
+        "weight_decay=0.02",
+        "lr_schedule=cosine:10",
+        "early_stopping=5",
+        "best_epoch=",
+        "last_epoch=",
+    ):
         assert shown in line, (shown, line)
     assert "momentum=" not in line
 
@@ -295,7 +525,16 @@ def test_help_explains_the_optimizer_flags():
     code, out, _ = cli("train", "--help")
     assert code == 0
     text = " ".join(out.split())
-    for flag in ("--optimizer", "--momentum", "--beta1", "--beta2", "--eps", "--weight-decay", "--lr-schedule", "--early-stopping"):
+    for flag in (
+        "--optimizer",
+        "--momentum",
+        "--beta1",
+        "--beta2",
+        "--eps",
+        "--weight-decay",
+        "--lr-schedule",
+        "--early-stopping",
+    ):
         assert flag in text
     assert "step:30,0.1" in text and "plateau:factor=0.5,patience=5" in text and "cosine" in text
     assert "without a lower test loss" in text and "held-out part" in text

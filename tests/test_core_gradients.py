@@ -33,7 +33,7 @@ def finite_difference_gradients(net, X, Y):
     """Central differences of net.loss over every weight and bias, in the shape of get_params."""
     params = net.get_params()
     grads = []
-    for layer, (W, b) in enumerate(params):
+    for W, b in params:
         pair = []
         for array in (W, b):
             estimate = np.zeros_like(array)
@@ -89,7 +89,9 @@ def test_single_layer_gradients_match_finite_differences(backend_name, output):
 
 def test_deep_mixed_network_gradients(backend_name):
     activations = ["selu", "leaky_relu", "elu", "sigmoid", "tanh"]
-    net = nna.Network([2, 5, 4, 4, 3, 3, 2], activation=activations, output="softmax", seed=4, backend=backend_name, dtype="float64")
+    net = nna.Network(
+        [2, 5, 4, 4, 3, 3, 2], activation=activations, output="softmax", seed=4, backend=backend_name, dtype="float64"
+    )
     X, Y = _data("softmax", 2, 2, 8, seed=9)
     _check_against_finite_differences(net, X, Y)
 

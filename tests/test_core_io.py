@@ -18,7 +18,11 @@ def _trained(backend_name, dtype="float32", layers=(2, 5, 4, 3), activation=("re
     net = nna.Network(list(layers), activation=list(activation), output=output, seed=3, backend=backend_name, dtype=dtype)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(layers[0], 30))
-    Y = np.eye(layers[-1])[rng.integers(0, layers[-1], 30)].T if output == "softmax" else (rng.random((layers[-1], 30)) < 0.5) * 1.0
+    Y = (
+        np.eye(layers[-1])[rng.integers(0, layers[-1], 30)].T
+        if output == "softmax"
+        else (rng.random((layers[-1], 30)) < 0.5) * 1.0
+    )
     net.fit(X, Y, epochs=3, lr=0.1)
     return net, X
 

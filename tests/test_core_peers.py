@@ -186,7 +186,9 @@ def test_l2_matches_sklearn_alpha(backend_name):
     m, alpha = X.shape[1], 2.0
     net = nna.Network([2, 5, 1], activation="tanh", output="sigmoid", seed=1, backend=backend_name, dtype="float64")
     params = net.get_params()
-    mlp = _train_sklearn_from(_sklearn_mlp("classifier", "tanh", (5,), 0.5, alpha=alpha), params, X.T, Y[0], EPOCHS, classes=[0.0, 1.0])
+    mlp = _train_sklearn_from(
+        _sklearn_mlp("classifier", "tanh", (5,), 0.5, alpha=alpha), params, X.T, Y[0], EPOCHS, classes=[0.0, 1.0]
+    )
     net.fit(X, Y, epochs=EPOCHS, lr=0.5, l2=alpha / m)
     unregularised = nna.Network([2, 5, 1], activation="tanh", output="sigmoid", seed=1, backend=backend_name, dtype="float64")
     unregularised.fit(X, Y, epochs=EPOCHS, lr=0.5)

@@ -46,7 +46,7 @@ def test_logistic_regression_separates_a_linearly_separable_set(backend_name):
     net = nna.Network([3, 1], output="sigmoid", seed=0, backend=backend_name)
     net.fit(X, Y, epochs=400, lr=2.0)
     np.testing.assert_array_equal(net.predict(X), Y)
-    (W, b), = net.get_params()
+    ((W, b),) = net.get_params()
     direction = np.append(W[0], b[0, 0])
     cosine = direction @ np.append(w_true, c_true) / np.linalg.norm(direction) / np.linalg.norm(np.append(w_true, c_true))
     assert cosine > 0.95
@@ -61,7 +61,7 @@ def test_linear_regression_recovers_known_coefficients(backend_name, dtype, tole
     Y = W_true @ X + b_true
     net = nna.Network([3, 2], output="identity", seed=0, backend=backend_name, dtype=dtype)
     history = net.fit(X, Y, epochs=100, lr=0.9)
-    (W, b), = net.get_params()
+    ((W, b),) = net.get_params()
     np.testing.assert_allclose(W, W_true, atol=tolerance)
     np.testing.assert_allclose(b, b_true, atol=tolerance)
     assert history["loss"][-1] < 1e-6
@@ -75,7 +75,7 @@ def test_linear_regression_with_noise_reaches_least_squares(backend_name):
     solution, *_ = np.linalg.lstsq(design, Y[0], rcond=None)
     net = nna.Network([4, 1], output="identity", seed=0, backend=backend_name, dtype="float64")
     net.fit(X, Y, epochs=120, lr=0.9)
-    (W, b), = net.get_params()
+    ((W, b),) = net.get_params()
     np.testing.assert_allclose(np.append(W[0], b[0, 0]), solution, atol=1e-8)
 
 
@@ -141,7 +141,11 @@ def test_validation_loss_is_taken_after_each_epoch(backend_name):
     net = nna.Network([2, 4, 1], activation="tanh", output="sigmoid", seed=0, backend=backend_name, dtype="float64")
     snapshots = []
     history = net.fit(
-        X_train, Y_train, epochs=3, lr=0.5, validation=(X_val, Y_val),
+        X_train,
+        Y_train,
+        epochs=3,
+        lr=0.5,
+        validation=(X_val, Y_val),
         on_epoch_end=lambda epoch, history: snapshots.append(net.get_params()),
     )
     expected = []  # the validation loss of each epoch's final parameters, by hand
@@ -167,9 +171,15 @@ def test_a_failed_validation_leaves_the_parameters_from_the_epochs_start():
         return 0.5
 
     with pytest.raises(OSError, match="unreadable"):
-        run_epochs(net, lambda epoch, hyper: (full_batch_step(net, X, Y, hyper.lr), X.shape[1]), measure_validation,
-                   RunSettings(Hyperparameters(0.5), net.plan(None)), epochs=5, history=history,
-                   on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()))
+        run_epochs(
+            net,
+            lambda epoch, hyper: (full_batch_step(net, X, Y, hyper.lr), X.shape[1]),
+            measure_validation,
+            RunSettings(Hyperparameters(0.5), net.plan(None)),
+            epochs=5,
+            history=history,
+            on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()),
+        )
     assert len(history["loss"]) == len(history["val_loss"]) == 2
     for (W, b), (W_last, b_last) in zip(net.get_params(), after_epoch[-1]):
         np.testing.assert_array_equal(W, W_last)
@@ -229,8 +239,14 @@ def test_divergence_raises_and_keeps_the_last_finite_parameters(backend_name, ba
     net = nna.Network([3, 1], output="identity", seed=0, backend=backend_name)
     after_epoch = [net.get_params()]
     with pytest.raises(nna.TrainingDiverged) as raised:
-        net.fit(X, Y, epochs=500, lr=50.0, batch_size=batch_size,
-                on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()))
+        net.fit(
+            X,
+            Y,
+            epochs=500,
+            lr=50.0,
+            batch_size=batch_size,
+            on_epoch_end=lambda epoch, history: after_epoch.append(net.get_params()),
+        )
     error = raised.value
     assert error.epoch == len(after_epoch) - 1  # the first epoch that did not finish
     assert f"epoch {error.epoch + 1}" in str(error) and "smaller learning rate" in str(error)

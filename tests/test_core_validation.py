@@ -53,7 +53,12 @@ X_GOOD, Y_GOOD = _good_data()
 BAD_DATA = [
     ("X 1-D", X_GOOD[0], Y_GOOD, r"X must be 2-D with shape \(n features, m examples\).*1-D.*reshape\(1, -1\)"),
     ("X 3-D", X_GOOD.reshape(2, M, 1), Y_GOOD, r"X must be 2-D .*got 3-D shape \(2, 10, 1\)"),
-    ("n mismatch", np.ones((3, M)), Y_GOOD, r"X has 3 rows but the network's input layer has 2 features; X must be \(n, m\) = \(2, m\)"),
+    (
+        "n mismatch",
+        np.ones((3, M)),
+        Y_GOOD,
+        r"X has 3 rows but the network's input layer has 2 features; X must be \(n, m\) = \(2, m\)",
+    ),
     ("X transposed", X_GOOD.T, Y_GOOD, r"X has 10 rows .* 2 features.*transposed: pass X.T"),
     ("m = 0", np.ones((2, 0)), np.ones((1, 0)), r"X has no examples \(m = 0\)"),
     ("different m", X_GOOD, np.ones((1, M + 1)), r"X has m = 10 examples \(columns\) but Y has 11; they must match"),
@@ -63,7 +68,12 @@ BAD_DATA = [
     ("inf in X", _with(X_GOOD, (0, 0), -np.inf), Y_GOOD, r"X contains NaN or infinite values \(the first at row 0, column 0\)"),
     ("NaN in Y", X_GOOD, _with(Y_GOOD, (0, 7), np.nan), r"Y contains NaN or infinite values \(the first at row 0, column 7\)"),
     ("inf in Y", X_GOOD, _with(Y_GOOD, (0, 2), np.inf), r"Y contains NaN or infinite values"),
-    ("label 2", X_GOOD, _with(Y_GOOD, (0, 4), 2.0), r"Y has labels outside \[0, 1\] \(min 0, max 2\); a sigmoid output needs labels in \[0, 1\]"),
+    (
+        "label 2",
+        X_GOOD,
+        _with(Y_GOOD, (0, 4), 2.0),
+        r"Y has labels outside \[0, 1\] \(min 0, max 2\); a sigmoid output needs labels in \[0, 1\]",
+    ),
     ("labels -1/1", X_GOOD, 2 * Y_GOOD - 1, r"labels outside \[0, 1\].*\(Y \+ 1\) / 2"),
     ("string X", np.array([["a"] * M, ["b"] * M]), Y_GOOD, r"X has dtype <U1; expected numbers \(float32 or float64\)"),
     ("object X", np.array([[object()] * M] * 2), Y_GOOD, r"X has dtype object; expected numbers"),
@@ -91,7 +101,9 @@ def test_fit_rejects_bad_data_before_any_work(idle_backend, X, Y, message):
         np.testing.assert_array_equal(b, b0)
 
 
-X_ONLY = [case for case in BAD_DATA if case[0] in ("X 1-D", "X 3-D", "n mismatch", "X transposed", "m = 0", "NaN in X", "string X")]
+X_ONLY = [
+    case for case in BAD_DATA if case[0] in ("X 1-D", "X 3-D", "n mismatch", "X transposed", "m = 0", "NaN in X", "string X")
+]
 
 
 @pytest.mark.parametrize("X, message", [(case[1], case[3]) for case in X_ONLY], ids=[case[0] for case in X_ONLY])
@@ -161,7 +173,10 @@ def test_numpy_scalars_are_accepted_as_hyperparameters():
 
 # --- the network's definition ---------------------------------------------------------------------
 BAD_DEFINITIONS = [
-    ({"activation": "swish"}, r"unknown activation 'swish'; expected one of sigmoid, tanh, relu, leaky_relu, elu, selu, identity"),
+    (
+        {"activation": "swish"},
+        r"unknown activation 'swish'; expected one of sigmoid, tanh, relu, leaky_relu, elu, selu, identity",
+    ),
     ({"activation": ["tanh", "gelu"]}, r"unknown activation 'gelu'; expected one of"),
     ({"activation": "softmax"}, r"unknown activation 'softmax'"),
     ({"activation": ["tanh"]}, r"activation lists 1 names but the network has 2 hidden layers; give one name per hidden layer"),

@@ -78,8 +78,18 @@ def _fused(architecture, params, X, Y, blocks, threads, scale):
     grads = [(np.full_like(W, np.nan), np.full_like(b, np.nan)) for W, b in params]
     loss = np.full(1, np.nan, dtype)
     cuda_fused.fused_loss_and_gradients(
-        architecture.layers, architecture.activations, architecture.output,
-        params, X, Y, partials, grads, loss, scale, 0, threads,
+        architecture.layers,
+        architecture.activations,
+        architecture.output,
+        params,
+        X,
+        Y,
+        partials,
+        grads,
+        loss,
+        scale,
+        0,
+        threads,
     )
     return float(loss[0]), grads
 
@@ -280,7 +290,11 @@ def test_fused_kernel_compiles_for_sm90_in_registers(tmp_path):
     environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
     result = subprocess.run(
         [sys.executable, "-c", PTX_SCRIPT, json.dumps(cases)],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300,
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0 and "libnvvm" in result.stderr.lower() and "not found" in result.stderr.lower():
         pytest.skip("NVVM (libnvvm) is not installed")
@@ -291,9 +305,7 @@ def test_fused_kernel_compiles_for_sm90_in_registers(tmp_path):
         for kind, text in (("fused", fused), ("reduce", reduce)):
             path = tmp_path / f"{name}-{kind}.ptx"
             path.write_text(text)
-            assembled = subprocess.run(
-                [ptxas, "-arch=sm_90", "-v", str(path), "-o", os.devnull], capture_output=True, text=True
-            )
+            assembled = subprocess.run([ptxas, "-arch=sm_90", "-v", str(path), "-o", os.devnull], capture_output=True, text=True)
             assert assembled.returncode == 0, assembled.stderr
             if kind == "fused":
                 assert "call." not in text, f"{name}: a device function was not inlined"

@@ -35,7 +35,11 @@ def test_dry_run_writes_the_report(tmp_path):
     environment["PYTHON"] = sys.executable  # the interpreter running the tests, activated or not
     result = subprocess.run(
         ["bash", str(SCRIPT), "--dry-run", "--no-install", str(tmp_path)],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300,
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
@@ -69,7 +73,11 @@ def test_without_a_gpu_it_stops_at_once_using_python3_when_there_is_no_python(tm
     environment["PYTHONPATH"] = str(REPOSITORY)
     result = subprocess.run(
         [str(bin_dir / "bash"), str(SCRIPT), "--no-install", str(tmp_path / "out")],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=60,
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -87,13 +87,13 @@ def test_compiles_with_nvcc_for_sm90(tmp_path):
     ptx_path = tmp_path / "layers.ptx"
     result = subprocess.run(
         [NVCC, "--ptx", "-arch=sm_90", "--std=c++14", "-o", str(ptx_path), str(source)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     ptx = ptx_path.read_text()
-    entries = dict(
-        (body.split("(")[0], body) for body in re.split(r"\.visible \.entry ", ptx)[1:]
-    )
+    entries = dict((body.split("(")[0], body) for body in re.split(r"\.visible \.entry ", ptx)[1:])
     assert sorted(entries) == sorted(cuda_layers.kernel_names())
     # float32 data stays in float32 (only the loss is summed in float64)
     for name in ("bias_activation_float", "activation_backward_float", "output_activation_float", "update_float"):
@@ -111,7 +111,9 @@ def host_library(tmp_path_factory):
     library = folder / "harness.so"
     result = subprocess.run(
         [NVCC, "-shared", "-Xcompiler", "-fPIC", "-arch=sm_90", "--std=c++14", "-o", str(library), str(folder / "harness.cu")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return ctypes.CDLL(str(library))
@@ -194,7 +196,11 @@ def test_output_loss_and_gradient_match_numpy(host_library, output, dtype):
     function = getattr(host_library, f"host_output_loss_gradient_{_ctype(dtype)}")
     function.restype = ctypes.c_double
     loss = function(
-        _pointer(dA), _pointer(b), _pointer(Y), ctypes.c_longlong(4), ctypes.c_longlong(33),
+        _pointer(dA),
+        _pointer(b),
+        _pointer(Y),
+        ctypes.c_longlong(4),
+        ctypes.c_longlong(33),
         ctypes.c_int(scalar.output_code(output)),
     )
     assert math.isfinite(loss)
@@ -248,8 +254,15 @@ def test_momentum_update_matches_numpy(host_library, nesterov, dtype):
     NumpyBackend().momentum_update(expected_W, dW.copy(), expected_buffer, 0.3, 0.9, nesterov, 0.01, 0.1)
     t = _scalar_type(dtype)
     getattr(host_library, f"host_momentum_update_{_ctype(dtype)}")(
-        _pointer(W), _pointer(dW), _pointer(buffer), ctypes.c_longlong(W.size), t(0.3), t(0.9), ctypes.c_int(nesterov),
-        t(0.01), t(0.1),
+        _pointer(W),
+        _pointer(dW),
+        _pointer(buffer),
+        ctypes.c_longlong(W.size),
+        t(0.3),
+        t(0.9),
+        ctypes.c_int(nesterov),
+        t(0.01),
+        t(0.1),
     )
     np.testing.assert_allclose(W, expected_W, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
     np.testing.assert_allclose(buffer, expected_buffer, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
@@ -265,8 +278,19 @@ def test_adam_update_matches_numpy(host_library, decay, dtype):
     NumpyBackend().adam_update(expected[0], dW.copy(), expected[1], expected[2], 0.01, 0.9, 0.999, 1e-8, 0.05, decay, 0.01, 0.1)
     t = _scalar_type(dtype)
     getattr(host_library, f"host_adam_update_{_ctype(dtype)}")(
-        _pointer(W), _pointer(dW), _pointer(m), _pointer(v), ctypes.c_longlong(W.size), t(0.01), t(0.9), t(0.999), t(1e-8),
-        t(0.05), t(decay), t(0.01), t(0.1),
+        _pointer(W),
+        _pointer(dW),
+        _pointer(m),
+        _pointer(v),
+        ctypes.c_longlong(W.size),
+        t(0.01),
+        t(0.9),
+        t(0.999),
+        t(1e-8),
+        t(0.05),
+        t(decay),
+        t(0.01),
+        t(0.1),
     )
     for actual, wanted in zip((W, m, v), expected):
         np.testing.assert_allclose(actual, wanted, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

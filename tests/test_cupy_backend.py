@@ -14,11 +14,11 @@ import sys
 
 import numpy as np
 import pytest
+from support import labels
 
 import nnaccel as nna
 from nnaccel.backends import cupy_backend, unavailable_reason
 from nnaccel.backends.numpy_backend import NumpyBackend
-from support import labels
 
 CUPY_REASON = unavailable_reason("cupy")
 no_gpu = pytest.mark.skipif(CUPY_REASON is None, reason="this machine has a usable GPU")
@@ -248,7 +248,9 @@ def test_fused_kernel_is_used_for_small_networks(cupy):
     backend = cupy_backend.CupyBackend()
     assert backend.uses_fused_pass(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
     assert not backend.uses_fused_pass(Architecture.build([784, 256, 10], "relu", "softmax"), np.float32)
-    assert not cupy_backend.CupyBackend(fused=False).uses_fused_pass(Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32)
+    assert not cupy_backend.CupyBackend(fused=False).uses_fused_pass(
+        Architecture.build([2, 6, 6, 1], "tanh", "sigmoid"), np.float32
+    )
 
 
 @gpu

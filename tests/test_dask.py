@@ -90,8 +90,14 @@ def test_full_batch_training_ends_with_the_in_process_history(client):
     expected = reference.fit(X, Y, epochs=8, lr=0.5, l2=1e-3, validation=(Xv, Yv))
     net = network()
     history = distributed.fit(
-        net, da.from_array(X, chunks=(2, 600)), da.from_array(Y, chunks=(1, 600)), epochs=8, lr=0.5, l2=1e-3,
-        validation=(da.from_array(Xv, chunks=(2, 200)), da.from_array(Yv, chunks=(1, 200))), scheduler=client,
+        net,
+        da.from_array(X, chunks=(2, 600)),
+        da.from_array(Y, chunks=(1, 600)),
+        epochs=8,
+        lr=0.5,
+        l2=1e-3,
+        validation=(da.from_array(Xv, chunks=(2, 200)), da.from_array(Yv, chunks=(1, 200))),
+        scheduler=client,
         worker_backend="numpy",
     )
     assert relative(history["loss"], expected["loss"]) <= 1e-6
@@ -130,8 +136,7 @@ def test_a_worker_killed_mid_training_changes_nothing(client, tmp_path):
 def run_worker_loss(scenario: str, tmp_path) -> dict:
     """dask_worker_loss.py's report on ``scenario``, run in a subprocess: a hang fails by timeout."""
     script = Path(__file__).with_name("dask_worker_loss.py")
-    result = subprocess.run([sys.executable, str(script), scenario], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=90)
+    result = subprocess.run([sys.executable, str(script), scenario], cwd=tmp_path, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -174,8 +179,22 @@ def test_the_train_command_saves_the_run_when_the_workers_are_lost(tmp_path, mon
 
     monkeypatch.setattr(distributed, "fit", fit_losing_the_workers)
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli("train", "--dataset", "xor", "--samples", "60", "--epochs", "5", "--batch-size", "0",
-                       "--backend", "numpy", "--quiet", "--scheduler", "tcp://a:1")
+    code, _, err = cli(
+        "train",
+        "--dataset",
+        "xor",
+        "--samples",
+        "60",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "0",
+        "--backend",
+        "numpy",
+        "--quiet",
+        "--scheduler",
+        "tcp://a:1",
+    )
     assert code == 1  # the cluster failed, not the input
     path = str(tmp_path / "nnaccel-checkpoint.npz")
     assert err == (
@@ -211,8 +230,15 @@ def test_bad_data_is_a_clear_error_before_training(client):
     before = net.get_params()
     calls = []
     with pytest.raises(ValueError, match=r"X \(columns 1000:1500\) contains NaN"):
-        distributed.fit(net, da.from_array(X_bad, chunks=(2, 500)), da.from_array(Y, chunks=(1, 500)), epochs=2, lr=0.5,
-                        scheduler=client, on_epoch_end=lambda epoch, history: calls.append(epoch))
+        distributed.fit(
+            net,
+            da.from_array(X_bad, chunks=(2, 500)),
+            da.from_array(Y, chunks=(1, 500)),
+            epochs=2,
+            lr=0.5,
+            scheduler=client,
+            on_epoch_end=lambda epoch, history: calls.append(epoch),
+        )
     assert calls == [] and all(np.array_equal(W, W0) for (W, _), (W0, _) in zip(net.get_params(), before))
     with pytest.raises(ValueError, match="labels outside"):
         distributed.fit(net, X, Y * 2, epochs=1, lr=0.5, scheduler=client)
@@ -252,8 +278,26 @@ def test_train_command_runs_on_the_cluster(client, tmp_path, capsys):
     from nnaccel.cli.main import main
 
     json_path = tmp_path / "run.json"
-    arguments = ["train", "--dataset", "xor", "--samples", "600", "--hidden", "4", "--epochs", "5", "--lr", "0.5",
-                 "--batch-size", "0", "--backend", "numpy", "--quiet", "--json", str(json_path)]
+    arguments = [
+        "train",
+        "--dataset",
+        "xor",
+        "--samples",
+        "600",
+        "--hidden",
+        "4",
+        "--epochs",
+        "5",
+        "--lr",
+        "0.5",
+        "--batch-size",
+        "0",
+        "--backend",
+        "numpy",
+        "--quiet",
+        "--json",
+        str(json_path),
+    ]
     assert main([*arguments, "--scheduler", client.scheduler.address]) == 0
     on_cluster = json.loads(json_path.read_text())["history"]["train_loss"]
     assert main(arguments) == 0
@@ -268,9 +312,25 @@ def test_an_unknown_address_scheme_is_one_line_and_nothing_after_it(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "nnaccel", "train", "--backend", "numpy", "--batch-size", "0", "--epochs", "1",
-         "--quiet", "--scheduler", "foo://bar"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nnaccel",
+            "train",
+            "--backend",
+            "numpy",
+            "--batch-size",
+            "0",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--scheduler",
+            "foo://bar",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -8,9 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+from support import cli, colour_points, write_csv
 
 import nnaccel as nna
-from support import cli, colour_points, write_csv
 
 
 @pytest.fixture
@@ -19,8 +19,22 @@ def colour_model(tmp_path):
     points, names = colour_points(120, radius=20, centre=50, noise=5)
     data = write_csv(tmp_path / "train.csv", ["u", "v", "colour"], zip(points[0], points[1], names))
     model = tmp_path / "m.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "5", "--epochs", "20", "--lr", "0.1",
-                       "--quiet", "--save", model)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--data",
+        data,
+        "--hidden",
+        "5",
+        "--epochs",
+        "20",
+        "--lr",
+        "0.1",
+        "--quiet",
+        "--save",
+        model,
+    )
     assert code == 0, err
     return model, data, points.T, names
 
@@ -44,8 +58,27 @@ def test_cli_model_equals_nnaccel_predict(colour_model):
 
 def test_playground_model_equals_nnaccel_predict(tmp_path):
     path = tmp_path / "spiral.npz"
-    assert cli("train", "--backend", "numpy", "--dataset", "spiral", "--features", "x1,x2,x1sq,x2sq,x1x2,sinx1,sinx2",
-               "--scale", "standard", "--hidden", "4", "--epochs", "5", "--quiet", "--save", path)[0] == 0
+    assert (
+        cli(
+            "train",
+            "--backend",
+            "numpy",
+            "--dataset",
+            "spiral",
+            "--features",
+            "x1,x2,x1sq,x2sq,x1x2,sinx1,sinx2",
+            "--scale",
+            "standard",
+            "--hidden",
+            "4",
+            "--epochs",
+            "5",
+            "--quiet",
+            "--save",
+            path,
+        )[0]
+        == 0
+    )
     rows = np.random.default_rng(2).uniform(-6, 6, (30, 2))
     header, table = cli_table(path, write_csv(tmp_path / "p.csv", ["x1", "x2"], rows))
     model = nna.load_model(path, backend="numpy")
@@ -95,8 +128,12 @@ def test_network_load_of_a_cli_model_points_to_load_model(colour_model, tmp_path
 
 def test_bad_rows_are_clear_errors(colour_model):
     model = nna.load_model(colour_model[0], backend="numpy")
-    for rows, message in ((np.zeros(2), "reshape"), (np.zeros((4, 3)), "3 column"), (np.array([[1.0, np.nan]]), "nan"),
-                          ([["a", "b"]], "numeric")):
+    for rows, message in (
+        (np.zeros(2), "reshape"),
+        (np.zeros((4, 3)), "3 column"),
+        (np.array([[1.0, np.nan]]), "nan"),
+        ([["a", "b"]], "numeric"),
+    ):
         with pytest.raises(ValueError, match=message):
             model.predict(rows)
 
@@ -107,17 +144,20 @@ def crafted(tmp_path, pipeline):
     return path
 
 
-@pytest.mark.parametrize("pipeline, message", [
-    ({"inputs": ["a", "b", "c"], "task": "classification", "classes": [0, 1]}, "3 inputs for a 2-input"),
-    ({"inputs": ["a", "b"], "task": "classification"}, "class list"),
-    ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1, 2]}, "softmax"),
-    ({"inputs": ["a", "b"], "task": "regression", "mean": [0.0], "scale": [1.0]}, "standardisation"),
-    ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1], "mean": [0, 0], "scale": [1, 0]}, "standardisation"),
-    ({"inputs": ["a", "b", "c"], "task": "classification", "classes": [0, 1], "features": ["x1", "x2"]}, "exactly 2"),
-    ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1], "features": ["cosx1"]}, "features"),
-    ({"inputs": ["a", "b"], "task": "dance"}, "task"),
-    ("not a mapping", "mapping"),
-])
+@pytest.mark.parametrize(
+    "pipeline, message",
+    [
+        ({"inputs": ["a", "b", "c"], "task": "classification", "classes": [0, 1]}, "3 inputs for a 2-input"),
+        ({"inputs": ["a", "b"], "task": "classification"}, "class list"),
+        ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1, 2]}, "softmax"),
+        ({"inputs": ["a", "b"], "task": "regression", "mean": [0.0], "scale": [1.0]}, "standardisation"),
+        ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1], "mean": [0, 0], "scale": [1, 0]}, "standardisation"),
+        ({"inputs": ["a", "b", "c"], "task": "classification", "classes": [0, 1], "features": ["x1", "x2"]}, "exactly 2"),
+        ({"inputs": ["a", "b"], "task": "classification", "classes": [0, 1], "features": ["cosx1"]}, "features"),
+        ({"inputs": ["a", "b"], "task": "dance"}, "task"),
+        ("not a mapping", "mapping"),
+    ],
+)
 def test_crafted_preprocessing_is_refused(tmp_path, pipeline, message):
     path = crafted(tmp_path, pipeline)
     with pytest.raises(ValueError, match=message):

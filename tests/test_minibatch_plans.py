@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import cli, labels
 
 import nnaccel as nna
 from nnaccel.backends.numba_backend import NumbaBackend
 from nnaccel.backends.numba_plans import SERIAL_EVALUATION, FusedEpochPlan, LayeredStepPlan
-from support import cli, labels
 
 NETWORKS = [
     ([2, 6, 6, 1], "tanh", "sigmoid"),
@@ -210,8 +210,21 @@ def test_bench_batch_runs_epochs_and_refuses_bad_sizes(tmp_path):
     assert code == 2 and "--batch" in err
     out = tmp_path / "bench.json"
     code, stdout, _ = cli(
-        "bench", "--backends", "numpy", "--peers", "none", "--m", "2000", "--batch", "50,full",
-        "--repeat", "1", "--max-seconds", "0.1", "--json", out,
+        "bench",
+        "--backends",
+        "numpy",
+        "--peers",
+        "none",
+        "--m",
+        "2000",
+        "--batch",
+        "50,full",
+        "--repeat",
+        "1",
+        "--max-seconds",
+        "0.1",
+        "--json",
+        out,
     )
     assert code == 0, stdout
     import json

@@ -25,8 +25,8 @@ numba = pytest.importorskip("numba")
 import nnaccel as nna  # noqa: E402
 from nnaccel.backends import numpy_backend  # noqa: E402
 from nnaccel.backends.numba_backend import FusedWorkspace, LayeredWorkspace, NumbaBackend  # noqa: E402
-from nnaccel.kernels import activations as scalar  # noqa: E402
 from nnaccel.core.activations import HIDDEN_ACTIVATIONS, OUTPUTS  # noqa: E402
+from nnaccel.kernels import activations as scalar  # noqa: E402
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 FUSED = NumbaBackend(fused_max_width=64)  # the fused pass for every width the tests use

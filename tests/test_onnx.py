@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from support import cli, colour_points, write_csv
 
 import nnaccel as nna
 from nnaccel.core.activations import HIDDEN_ACTIVATIONS, OUTPUTS
-from support import cli, colour_points, write_csv
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -53,14 +53,34 @@ def test_float64_network_exports_as_float32(tmp_path):
     onnx.checker.check_model(model)
     assert all(tensor.data_type == onnx.TensorProto.FLOAT for tensor in model.graph.initializer)
     rows = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32)
-    np.testing.assert_allclose(session(tmp_path / "net.onnx").run(None, {"input": rows})[0],
-                               net.predict_proba(rows.T.astype(np.float64)).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        session(tmp_path / "net.onnx").run(None, {"input": rows})[0],
+        net.predict_proba(rows.T.astype(np.float64)).T,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_cli_export_of_playground_model_equals_nnaccel_predict(tmp_path):
     model = tmp_path / "spiral.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--dataset", "spiral", "--features", "x1,x2,x1sq,x2sq,x1x2,sinx1,sinx2",
-                       "--scale", "standard", "--hidden", "8,8", "--epochs", "20", "--quiet", "--save", model)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--dataset",
+        "spiral",
+        "--features",
+        "x1,x2,x1sq,x2sq,x1x2,sinx1,sinx2",
+        "--scale",
+        "standard",
+        "--hidden",
+        "8,8",
+        "--epochs",
+        "20",
+        "--quiet",
+        "--save",
+        model,
+    )
     assert code == 0, err
     code, out, err = cli("export", "--model", model, "--out", tmp_path / "spiral.onnx")
     assert (code, out, err) == (0, "", "")
@@ -81,8 +101,24 @@ def test_cli_export_with_text_classes_and_scaling_equals_nnaccel_predict(tmp_pat
     points, names = colour_points(150, radius=30, centre=100, noise=7)
     data = write_csv(tmp_path / "train.csv", ["u", "v", "colour"], zip(points[0], points[1], names))
     model = tmp_path / "m.npz"
-    code, _, err = cli("train", "--backend", "numpy", "--data", data, "--hidden", "6", "--activation", "elu",
-                       "--epochs", "30", "--lr", "0.1", "--quiet", "--save", model)
+    code, _, err = cli(
+        "train",
+        "--backend",
+        "numpy",
+        "--data",
+        data,
+        "--hidden",
+        "6",
+        "--activation",
+        "elu",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.1",
+        "--quiet",
+        "--save",
+        model,
+    )
     assert code == 0, err
     assert cli("export", "--model", model, "--out", tmp_path / "m.onnx")[0] == 0
     header, table = cli_predictions(model, data)
@@ -101,7 +137,9 @@ def test_cli_export_of_regression_model_gives_the_labels_units(tmp_path):
     target = 100 + 40 * X[0] - 10 * X[1]
     data = write_csv(tmp_path / "r.csv", ["a", "b", "t"], zip(X[0], X[1], target))
     model = tmp_path / "r.npz"
-    assert cli("train", "--backend", "numpy", "--data", data, "--hidden", "3", "--epochs", "20", "--quiet", "--save", model)[0] == 0
+    assert (
+        cli("train", "--backend", "numpy", "--data", data, "--hidden", "3", "--epochs", "20", "--quiet", "--save", model)[0] == 0
+    )
     assert cli("export", "--model", model, "--out", tmp_path / "r.onnx")[0] == 0
     _, table = cli_predictions(model, data)
     (prediction,) = session(tmp_path / "r.onnx").run(None, {"rows": X.T.astype(np.float32)})

@@ -79,7 +79,11 @@ def data(n: int, m: int, output: str, outputs: int, seed: int = 0):
 
 
 def largest_relative_error(params, reference) -> float:
-    errors = [np.max(np.abs(a - r) / np.maximum(np.abs(r), 1e-3)) for pair, pair_ref in zip(params, reference) for a, r in zip(pair, pair_ref)]
+    errors = [
+        np.max(np.abs(a - r) / np.maximum(np.abs(r), 1e-3))
+        for pair, pair_ref in zip(params, reference)
+        for a, r in zip(pair, pair_ref)
+    ]
     return max(errors)
 
 
@@ -114,8 +118,9 @@ def test_trajectories_equal_pytorch(backend, optimizer, batch):
     network = nna.Network([3, 5, 4, 1], "tanh", "sigmoid", backend=make_backend(backend), dtype="float64", seed=3)
     start = network.get_params()
     network.fit(X, Y, epochs=4, lr=0.05, l2=0.01, batch_size=batch, shuffle=False, optimizer=OPTIMIZERS[optimizer][0])
-    reference = torch_trajectory(start, X, Y, activation="tanh", output="sigmoid", optimizer=optimizer, lr=0.05, l1=0.0,
-                                 l2=0.01, epochs=4, batch=batch)
+    reference = torch_trajectory(
+        start, X, Y, activation="tanh", output="sigmoid", optimizer=optimizer, lr=0.05, l1=0.0, l2=0.01, epochs=4, batch=batch
+    )
     assert largest_relative_error(network.get_params(), reference) < 1e-8
 
 
@@ -128,8 +133,9 @@ def test_trajectories_with_l1_and_other_outputs(backend, optimizer, output, acti
     network = nna.Network([4, 6, outputs], activation, output, backend=make_backend(backend), dtype="float64", seed=5)
     start = network.get_params()
     network.fit(X, Y, epochs=3, lr=0.02, l1=0.003, l2=0.002, batch_size=7, shuffle=False, optimizer=OPTIMIZERS[optimizer][0])
-    reference = torch_trajectory(start, X, Y, activation=activation, output=output, optimizer=optimizer, lr=0.02, l1=0.003,
-                                 l2=0.002, epochs=3, batch=7)
+    reference = torch_trajectory(
+        start, X, Y, activation=activation, output=output, optimizer=optimizer, lr=0.02, l1=0.003, l2=0.002, epochs=3, batch=7
+    )
     assert largest_relative_error(network.get_params(), reference) < 1e-8
 
 
@@ -162,10 +168,12 @@ def test_each_fit_starts_a_fresh_optimizer(backend):
     adam = OPTIMIZERS["adam"][0]
     split.fit(X, Y, epochs=1, lr=0.01, batch_size=6, shuffle=False, optimizer=adam)
     split.fit(X, Y, epochs=1, lr=0.01, batch_size=6, shuffle=False, optimizer=adam)
-    restarted = torch_trajectory(start, X, Y, activation="tanh", output="sigmoid", optimizer="adam", lr=0.01, l1=0, l2=0,
-                                 epochs=1, batch=6)
-    restarted = torch_trajectory(restarted, X, Y, activation="tanh", output="sigmoid", optimizer="adam", lr=0.01, l1=0,
-                                 l2=0, epochs=1, batch=6)
+    restarted = torch_trajectory(
+        start, X, Y, activation="tanh", output="sigmoid", optimizer="adam", lr=0.01, l1=0, l2=0, epochs=1, batch=6
+    )
+    restarted = torch_trajectory(
+        restarted, X, Y, activation="tanh", output="sigmoid", optimizer="adam", lr=0.01, l1=0, l2=0, epochs=1, batch=6
+    )
     assert largest_relative_error(split.get_params(), restarted) < 1e-8
 
 
@@ -207,7 +215,9 @@ def test_plateau_schedule_equals_pytorch_on_the_validation_loss():
     history = network.fit(X, Y, epochs=30, lr=0.5, batch_size=8, validation=(Xv, Yv), lr_schedule=schedule)
     expected = torch_rates(
         lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=2, threshold=1e-3, cooldown=1),
-        30, 0.5, history["val_loss"],
+        30,
+        0.5,
+        history["val_loss"],
     )
     assert len(set(expected)) > 2  # the schedule did reduce the rate, more than once
     np.testing.assert_allclose(history["lr"], expected, rtol=1e-12)
@@ -238,8 +248,14 @@ def test_adaptive_divides_by_five_after_patience_and_ends_at_its_floor():
 
 @pytest.mark.parametrize(
     "spec,message",
-    [("warmup", "unknown lr_schedule 'warmup'"), ("step", "step_size"), ("step:0", "step_size must be a whole number >= 1"),
-     ("exponential:x", "are numbers"), ("plateau:factor=2", "factor must be"), ("cosine:1,2,3", "at most 2")],
+    [
+        ("warmup", "unknown lr_schedule 'warmup'"),
+        ("step", "step_size"),
+        ("step:0", "step_size must be a whole number >= 1"),
+        ("exponential:x", "are numbers"),
+        ("plateau:factor=2", "factor must be"),
+        ("cosine:1,2,3", "at most 2"),
+    ],
 )
 def test_bad_schedules_are_refused_before_any_work(spec, message):
     X, Y = data(2, 10, "sigmoid", 1)
@@ -249,6 +265,7 @@ def test_bad_schedules_are_refused_before_any_work(spec, message):
         network.fit(X, Y, epochs=2, lr=0.1, lr_schedule=spec)
     for (W, b), (W_before, b_before) in zip(network.get_params(), before):
         np.testing.assert_array_equal(W, W_before)
+        np.testing.assert_array_equal(b, b_before)
 
 
 @pytest.mark.parametrize(
@@ -270,6 +287,7 @@ def test_bad_run_settings_are_refused_before_any_work(arguments, message):
         network.fit(X, Y, epochs=2, lr=0.1, **arguments)
     for (W, b), (W_before, b_before) in zip(network.get_params(), before):
         np.testing.assert_array_equal(W, W_before)
+        np.testing.assert_array_equal(b, b_before)
 
 
 @pytest.mark.parametrize(
@@ -319,8 +337,16 @@ def test_streamed_training_with_adam_equals_in_memory(tmp_path, batch):
     in_memory = nna.Network([3, 4, 1], backend="numpy", dtype="float64")
     streamed = nna.Network([3, 4, 1], backend="numpy", dtype="float64")
     in_memory.fit(X, Y, epochs=3, lr=0.01, batch_size=batch, shuffle=False, optimizer="adam", lr_schedule="exponential:0.9")
-    streamed.fit(str(tmp_path / "X.npy"), str(tmp_path / "Y.npy"), epochs=3, lr=0.01, batch_size=batch, shuffle=False,
-                 optimizer="adam", lr_schedule="exponential:0.9")
+    streamed.fit(
+        str(tmp_path / "X.npy"),
+        str(tmp_path / "Y.npy"),
+        epochs=3,
+        lr=0.01,
+        batch_size=batch,
+        shuffle=False,
+        optimizer="adam",
+        lr_schedule="exponential:0.9",
+    )
     assert largest_relative_error(streamed.get_params(), in_memory.get_params()) < 1e-10
 
 
@@ -333,8 +359,18 @@ def test_dask_training_with_momentum_equals_in_memory():
     in_memory = nna.Network([3, 4, 1], backend="numpy", dtype="float64")
     on_dask = nna.Network([3, 4, 1], backend="numpy", dtype="float64")
     in_memory.fit(X, Y, epochs=3, lr=0.1, optimizer="nesterov", lr_schedule="step:2,0.5")
-    history = dask_fit(on_dask, X, Y, epochs=3, lr=0.1, optimizer="nesterov", lr_schedule="step:2,0.5", scheduler="local",
-                       workers=1, worker_backend="numpy")
+    history = dask_fit(
+        on_dask,
+        X,
+        Y,
+        epochs=3,
+        lr=0.1,
+        optimizer="nesterov",
+        lr_schedule="step:2,0.5",
+        scheduler="local",
+        workers=1,
+        worker_backend="numpy",
+    )
     assert history["lr"] == [0.1, 0.1, 0.05]
     assert largest_relative_error(on_dask.get_params(), in_memory.get_params()) < 1e-10
 
@@ -345,8 +381,9 @@ def test_dask_training_with_momentum_equals_in_memory():
 def test_a_run_resumed_from_its_state_is_bit_identical(backend, batch):
     X, Y = data(3, 40, "sigmoid", 1)
     Xv, Yv = data(3, 20, "sigmoid", 1, seed=2)
-    settings = dict(lr=0.05, batch_size=batch, optimizer="adam", lr_schedule="plateau:0.5,1", validation=(Xv, Yv),
-                    early_stopping=50, seed=3)
+    settings = dict(
+        lr=0.05, batch_size=batch, optimizer="adam", lr_schedule="plateau:0.5,1", validation=(Xv, Yv), early_stopping=50, seed=3
+    )
     whole = nna.Network([3, 5, 1], backend=backend, dtype="float32")
     whole_history = whole.fit(X, Y, epochs=8, **settings)
 

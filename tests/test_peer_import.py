@@ -23,7 +23,9 @@ def test_sklearn_classifier_predicts_what_sklearn_predicts(activation, classes):
     y = np.array(["a", "b", "c"])[np.arange(len(X)) % classes]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: a few iterations are enough here
-        peer = neural_network.MLPClassifier(hidden_layer_sizes=(5, 3), activation=activation, max_iter=20, random_state=0).fit(X, y)
+        peer = neural_network.MLPClassifier(hidden_layer_sizes=(5, 3), activation=activation, max_iter=20, random_state=0).fit(
+            X, y
+        )
     net = nna.Network.from_sklearn(peer, backend="numpy")
     assert net.dtype == np.float64
     H = net.predict_proba(X.T)

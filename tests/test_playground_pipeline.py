@@ -9,15 +9,18 @@ from nnaccel.data.files import read_table
 from nnaccel.data.pipeline import Pipeline, build_pipeline, infer_task
 
 
-@pytest.mark.parametrize("labels, task", [
-    ([0, 1, 1, 0, 1], "classification"),
-    ([0.0, 1.0, 1.0, 0.0, 0.0], "classification"),
-    (np.arange(40) % 4, "classification"),
-    (["cat", "dog", "cat", "cat", "dog"], "classification"),
-    ([0.5, 1.7, 2.2, 3.1, 0.1], "regression"),
-    (np.arange(40), "regression"),  # 40 distinct integers in 40 rows: a quantity, not classes
-    ([-1, 1, 1, -1, 1], "regression"),  # two classes other than 0/1 could be either: needs --task
-])
+@pytest.mark.parametrize(
+    "labels, task",
+    [
+        ([0, 1, 1, 0, 1], "classification"),
+        ([0.0, 1.0, 1.0, 0.0, 0.0], "classification"),
+        (np.arange(40) % 4, "classification"),
+        (["cat", "dog", "cat", "cat", "dog"], "classification"),
+        ([0.5, 1.7, 2.2, 3.1, 0.1], "regression"),
+        (np.arange(40), "regression"),  # 40 distinct integers in 40 rows: a quantity, not classes
+        ([-1, 1, 1, -1, 1], "regression"),  # two classes other than 0/1 could be either: needs --task
+    ],
+)
 def test_task_from_labels(labels, task):
     assert infer_task(np.asarray(labels)) == task
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,9 +20,9 @@ def _pyproject() -> dict:
 def test_every_package_folder_is_listed_for_installation():
     settings = _pyproject()["tool"]["setuptools"]
     listed = set(settings["packages"])
-    found = {
-        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nnaccel").rglob("__init__.py")
-    } | {"nnaccel." + ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "kernels").rglob("__init__.py")}
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nnaccel").rglob("__init__.py")} | {
+        "nnaccel." + ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "kernels").rglob("__init__.py")
+    }
     assert found == listed, f"add to or remove from pyproject's packages: {sorted(found ^ listed)}"
     assert settings["package-dir"]["nnaccel.kernels"] == "kernels"
     assert not any(name == "kernels" or name.startswith("kernels.") for name in listed)
@@ -57,11 +58,20 @@ def test_import_nnaccel_loads_no_optional_or_jit_library():
 # ----- layering ----------------------------------------------------------------------------------------
 # Each part of the package, from the bottom: a module imports only from its own layer or below.
 LAYERS = {
-    "core": 0, "optim": 0, "errors": 0, "io": 0, "threads": 0,
+    "core": 0,
+    "optim": 0,
+    "errors": 0,
+    "io": 0,
+    "threads": 0,
     "kernels": 1,
-    "backends": 2, "data": 2,
+    "backends": 2,
+    "data": 2,
     "nn": 3,
-    "bench": 4, "cli": 4, "sklearn": 4, "distributed": 4, "plot": 4,
+    "bench": 4,
+    "cli": 4,
+    "sklearn": 4,
+    "distributed": 4,
+    "plot": 4,
 }
 
 
@@ -92,8 +102,10 @@ def _imports(path: Path, module: str):
 
 def test_dependencies_point_one_way():
     """cli, sklearn, distributed, bench -> nn -> backends, data -> kernels -> core: nothing reaches up."""
-    modules = {f"nnaccel.{p.relative_to(ROOT / 'nnaccel').with_suffix('').as_posix().replace('/', '.')}": p
-               for p in (ROOT / "nnaccel").rglob("*.py")}
+    modules = {
+        f"nnaccel.{p.relative_to(ROOT / 'nnaccel').with_suffix('').as_posix().replace('/', '.')}": p
+        for p in (ROOT / "nnaccel").rglob("*.py")
+    }
     modules.update({f"nnaccel.kernels.{p.stem}": p for p in (ROOT / "kernels").glob("*.py")})
     upward = []
     for module, path in sorted(modules.items()):

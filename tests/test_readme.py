@@ -101,8 +101,7 @@ def reader_folder(tmp_path_factory) -> Path:
 
 def run(arguments: list[str], folder: Path, block: Block) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PATH": f"{folder / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(arguments, cwd=folder, env=environment, capture_output=True, text=True,
-                            timeout=SECONDS_PER_BLOCK)
+    result = subprocess.run(arguments, cwd=folder, env=environment, capture_output=True, text=True, timeout=SECONDS_PER_BLOCK)
     missing = re.search(r"ModuleNotFoundError: No module named '(\w+)", result.stderr)
     if result.returncode != 0 and missing and missing[1] in OPTIONAL_MODULES:
         pytest.skip(f"README.md line {block.line} needs {missing[1]}, which is not installed here")

@@ -27,8 +27,12 @@ PAIRS = {"classifier": (NNClassifier, MLPClassifier), "regressor": (NNRegressor,
 
 
 @parametrize_with_checks(
-    [NNClassifier(backend="numpy"), NNRegressor(backend="numpy"),
-     NNClassifier(backend="numpy", dtype="float32"), NNRegressor(backend="numpy", dtype="float32")],
+    [
+        NNClassifier(backend="numpy"),
+        NNRegressor(backend="numpy"),
+        NNClassifier(backend="numpy", dtype="float32"),
+        NNRegressor(backend="numpy", dtype="float32"),
+    ],
     expected_failed_checks=expected_failed_checks,
 )
 def test_scikit_learn_estimator_checks(estimator, check):
@@ -38,8 +42,11 @@ def test_scikit_learn_estimator_checks(estimator, check):
 # The checks that run the network (fit, predict, their consistency), for the other backends: the
 # rest of the suite tests the estimator's Python layer, which is the same on every backend.
 NUMERIC_CHECKS = {
-    "check_classifiers_train", "check_regressors_train", "check_regressor_multioutput",
-    "check_methods_subset_invariance", "check_fit_idempotent",
+    "check_classifiers_train",
+    "check_regressors_train",
+    "check_regressor_multioutput",
+    "check_methods_subset_invariance",
+    "check_fit_idempotent",
 }
 
 
@@ -62,7 +69,9 @@ def test_scikit_learn_numeric_checks_on_other_backends(Estimator, backend_name):
 def test_expected_failures_are_only_float32_tolerance_checks():
     assert expected_failed_checks(NNClassifier()) == {}
     assert set(expected_failed_checks(NNRegressor(dtype="float32"))) == {
-        "check_methods_subset_invariance", "check_methods_sample_order_invariance"}
+        "check_methods_subset_invariance",
+        "check_methods_sample_order_invariance",
+    }
 
 
 # ----- the same parameters, defaults and attributes as scikit-learn's MLP ---------------------------
@@ -137,8 +146,16 @@ SOLVERS = {
     "adam": dict(solver="adam", learning_rate_init=0.01, epsilon=1e-14),
     "lbfgs": dict(solver="lbfgs"),
 }
-FIXED = dict(hidden_layer_sizes=(5, 4), activation="tanh", alpha=0.01, shuffle=False, random_state=3, max_iter=8,
-             tol=0.0, n_iter_no_change=1000)
+FIXED = dict(
+    hidden_layer_sizes=(5, 4),
+    activation="tanh",
+    alpha=0.01,
+    shuffle=False,
+    random_state=3,
+    max_iter=8,
+    tol=0.0,
+    n_iter_no_change=1000,
+)
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
@@ -159,8 +176,14 @@ def test_adams_epsilon_is_the_only_difference_with_the_default_epsilon():
 def test_full_batch_loss_curve_and_stop_on_training_loss_are_scikit_learns(kind):
     """With one batch per epoch, the loss with its L2 term is exact, so training stops at the same
     epoch (tol on the training loss, n_iter_no_change epochs) with the same weights."""
-    mlp, model = both(kind, **{**FIXED, "max_iter": 500, "tol": 1e-3, "n_iter_no_change": 3}, batch_size="auto",
-                      solver="sgd", momentum=0.5, learning_rate_init=0.05)
+    mlp, model = both(
+        kind,
+        **{**FIXED, "max_iter": 500, "tol": 1e-3, "n_iter_no_change": 3},
+        batch_size="auto",
+        solver="sgd",
+        momentum=0.5,
+        learning_rate_init=0.05,
+    )
     assert model.n_iter_ == mlp.n_iter_ < 500
     np.testing.assert_allclose(model.loss_curve_, mlp.loss_curve_, rtol=1e-10)
     np.testing.assert_allclose(model.best_loss_, mlp.best_loss_, rtol=1e-10)
@@ -169,8 +192,15 @@ def test_full_batch_loss_curve_and_stop_on_training_loss_are_scikit_learns(kind)
 
 def test_adaptive_divides_the_rate_by_5_until_it_stops_as_scikit_learn():
     # tol 100: no epoch counts as an improvement, so the rate falls every n_iter_no_change + 1 epochs
-    mlp, model = both("binary", **{**FIXED, "max_iter": 60, "tol": 100.0, "n_iter_no_change": 1}, batch_size="auto",
-                      solver="sgd", momentum=0.0, learning_rate="adaptive", learning_rate_init=0.1)
+    mlp, model = both(
+        "binary",
+        **{**FIXED, "max_iter": 60, "tol": 100.0, "n_iter_no_change": 1},
+        batch_size="auto",
+        solver="sgd",
+        momentum=0.0,
+        learning_rate="adaptive",
+        learning_rate_init=0.1,
+    )
     assert model.n_iter_ == mlp.n_iter_ < 60
     assert model._schedule_state.lr == pytest.approx(mlp._optimizer.learning_rate, rel=1e-12)
     assert_same_weights(mlp, model)
@@ -180,9 +210,21 @@ def test_adaptive_divides_the_rate_by_5_until_it_stops_as_scikit_learn():
 def test_early_stopping_is_scikit_learns(kind):
     """The same split (both draw it from random_state after the initial weights; stratified for
     two classes), the same validation scores, the same stopping epoch and the same restored weights."""
-    settings = dict(hidden_layer_sizes=(8,), activation="tanh", solver="sgd", momentum=0.9, alpha=1e-3, batch_size=24,
-                    shuffle=False, random_state=2, max_iter=300, early_stopping=True, validation_fraction=0.25,
-                    n_iter_no_change=5, learning_rate_init=0.05)
+    settings = dict(
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        solver="sgd",
+        momentum=0.9,
+        alpha=1e-3,
+        batch_size=24,
+        shuffle=False,
+        random_state=2,
+        max_iter=300,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=5,
+        learning_rate_init=0.05,
+    )
     mlp, model = both(kind, **settings)
     assert model.n_iter_ == mlp.n_iter_ < 300
     np.testing.assert_allclose(model.validation_scores_, mlp.validation_scores_, rtol=1e-10)
@@ -195,8 +237,17 @@ def test_early_stopping_is_scikit_learns(kind):
 def test_early_stopping_ends_with_the_weights_of_the_best_validation_score(kind):
     """Independent of scikit-learn: a second fit that ends at the best epoch of the first ends with
     the weights the first one restored."""
-    settings = dict(hidden_layer_sizes=(16,), solver="adam", learning_rate_init=0.03, batch_size=16, random_state=5,
-                    early_stopping=True, validation_fraction=0.3, n_iter_no_change=4, max_iter=300)
+    settings = dict(
+        hidden_layer_sizes=(16,),
+        solver="adam",
+        learning_rate_init=0.03,
+        batch_size=16,
+        random_state=5,
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=4,
+        max_iter=300,
+    )
     X, y = data(kind, m=150, seed=1)
     y = y + np.random.default_rng(2).normal(0, 1.0, len(y)) if kind == "regression" else y
     Estimator = NNRegressor if kind == "regression" else NNClassifier
@@ -219,8 +270,14 @@ def test_early_stopping_ends_with_the_weights_of_the_best_validation_score(kind)
 def test_partial_fit_epochs_equal_one_fit(kind, solver):
     """partial_fit keeps the optimizer's state and continues the shuffled order of the epochs."""
     X, y = data(kind)
-    settings = {**SOLVERS[solver], "hidden_layer_sizes": (6,), "batch_size": 20, "random_state": 4,
-                "n_iter_no_change": np.inf, "backend": "numpy"}
+    settings = {
+        **SOLVERS[solver],
+        "hidden_layer_sizes": (6,),
+        "batch_size": 20,
+        "random_state": 4,
+        "n_iter_no_change": np.inf,
+        "backend": "numpy",
+    }
     Estimator = NNRegressor if kind == "regression" else NNClassifier
     extra = {} if kind == "regression" else {"classes": np.unique(y)}
     with warnings.catch_warnings():
@@ -285,10 +342,25 @@ def test_partial_fit_refusals_are_scikit_learns():
 
 # ----- bad parameters: a clear error at fit, the estimator unchanged --------------------------------------
 BAD = [
-    ("solver", "newton"), ("momentum", -0.1), ("momentum", 1.5), ("beta_1", 1.0), ("beta_2", -0.1),
-    ("learning_rate", "cyclic"), ("learning_rate_init", 0.0), ("alpha", -1.0), ("activation", "swish"),
-    ("hidden_layer_sizes", (0,)), ("batch_size", 0), ("max_iter", 0), ("n_iter_no_change", 0), ("epsilon", 0.0),
-    ("tol", -1.0), ("power_t", -0.5), ("max_fun", 0), ("shuffle", "yes"), ("validation_fraction", 1.0),
+    ("solver", "newton"),
+    ("momentum", -0.1),
+    ("momentum", 1.5),
+    ("beta_1", 1.0),
+    ("beta_2", -0.1),
+    ("learning_rate", "cyclic"),
+    ("learning_rate_init", 0.0),
+    ("alpha", -1.0),
+    ("activation", "swish"),
+    ("hidden_layer_sizes", (0,)),
+    ("batch_size", 0),
+    ("max_iter", 0),
+    ("n_iter_no_change", 0),
+    ("epsilon", 0.0),
+    ("tol", -1.0),
+    ("power_t", -0.5),
+    ("max_fun", 0),
+    ("shuffle", "yes"),
+    ("validation_fraction", 1.0),
     ("dtype", "float16"),
 ]
 
@@ -312,8 +384,10 @@ def test_a_bad_parameter_is_named_at_fit_and_changes_nothing(name, value):
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2, 1.5])
 def test_early_stopping_needs_a_validation_fraction_inside_0_1(fraction):
     X, y = data("regression")
-    with pytest.raises(ValueError, match=r"validation_fraction must be a finite number in \(0, 1\)" if 0 <= fraction < 1
-                       else "validation_fraction"):
+    with pytest.raises(
+        ValueError,
+        match=r"validation_fraction must be a finite number in \(0, 1\)" if 0 <= fraction < 1 else "validation_fraction",
+    ):
         NNRegressor(early_stopping=True, validation_fraction=fraction, backend="numpy").fit(X, y)
 
 
@@ -378,8 +452,9 @@ def test_classifier_predicts_with_its_network_on_transposed_data(classes):
 def test_regressor_single_and_multi_output():
     X, y = data("regression", m=200)
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5]) + 0.3
-    model = NNRegressor(hidden_layer_sizes=(), activation="identity", solver="lbfgs", alpha=0.0, random_state=0,
-                        backend="numpy").fit(X, y)
+    model = NNRegressor(
+        hidden_layer_sizes=(), activation="identity", solver="lbfgs", alpha=0.0, random_state=0, backend="numpy"
+    ).fit(X, y)
     assert model.predict(X).shape == (200,)
     assert model.score(X, y) > 0.999
     np.testing.assert_allclose(model.coefs_[0][:3, 0], [1.0, -2.0, 0.5], atol=1e-3)
@@ -401,8 +476,18 @@ def test_verbose_prints_scikit_learns_lines(capsys):
 def one_sgd_epoch_of_mlp(mlp_class, X, y, **settings):
     """(weights before, weights after) one full-batch plain-SGD epoch of scikit-learn's MLP, in
     nnaccel's orientation [(W, b)]."""
-    mlp = mlp_class(solver="sgd", momentum=0.0, nesterovs_momentum=False, learning_rate="constant", max_iter=1,
-                    batch_size=len(X), shuffle=False, warm_start=True, random_state=0, **settings)
+    mlp = mlp_class(
+        solver="sgd",
+        momentum=0.0,
+        nesterovs_momentum=False,
+        learning_rate="constant",
+        max_iter=1,
+        batch_size=len(X),
+        shuffle=False,
+        warm_start=True,
+        random_state=0,
+        **settings,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(X, y)
@@ -421,14 +506,16 @@ def test_one_epoch_of_the_network_matches_scikit_learn_with_alpha_as_l2(kind):
     alpha, lr = 0.5, 0.1
     if kind == "regression":
         y = X @ np.array([1.0, -1.0, 2.0])
-        before, after = one_sgd_epoch_of_mlp(MLPRegressor, X, y, hidden_layer_sizes=(5,), activation="tanh",
-                                             alpha=alpha, learning_rate_init=lr)
+        before, after = one_sgd_epoch_of_mlp(
+            MLPRegressor, X, y, hidden_layer_sizes=(5,), activation="tanh", alpha=alpha, learning_rate_init=lr
+        )
         output, Y = "identity", y.reshape(1, -1)
     else:
         classes = 2 if kind == "binary" else 3
         y = np.arange(64) % classes
-        before, after = one_sgd_epoch_of_mlp(MLPClassifier, X, y, hidden_layer_sizes=(5,), activation="tanh",
-                                             alpha=alpha, learning_rate_init=lr)
+        before, after = one_sgd_epoch_of_mlp(
+            MLPClassifier, X, y, hidden_layer_sizes=(5,), activation="tanh", alpha=alpha, learning_rate_init=lr
+        )
         output = "sigmoid" if classes == 2 else "softmax"
         Y = y.reshape(1, -1).astype(float) if classes == 2 else np.eye(classes)[:, y]
     network = nna.Network([3, 5, Y.shape[0]], "tanh", output, backend="numpy", dtype="float64")
@@ -449,7 +536,7 @@ def test_same_weights_as_scikit_learn_on_every_backend(solver, backend_name):
 
 def test_readme_block_runs_as_written():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### scikit-learn estimators"):readme.index("## Using it from Python")]
+    section = readme[readme.index("### scikit-learn estimators") : readme.index("## Using it from Python")]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert blocks
     for code in blocks:

@@ -20,13 +20,29 @@ EARLY_STOPPING_MARGIN = 0.03
 # what each dataset's scikit-learn model reaches (well above chance, or a constant prediction)
 FLOOR = {"iris": 0.8, "breast cancer": 0.9, "digits": 0.9, "diabetes": 0.25}
 # (dataset, solver, seeds): the quick ones run by default, the others are marked slow
-QUICK = [("iris", "adam", 3), ("iris", "sgd", 3), ("iris", "early_stopping", 10), ("breast cancer", "lbfgs", 3),
-         ("breast cancer", "early_stopping", 3), ("diabetes", "sgd", 3), ("diabetes", "lbfgs", 3),
-         ("diabetes", "early_stopping", 10)]
-SLOW = [("iris", "lbfgs", 3), ("breast cancer", "adam", 3), ("breast cancer", "sgd", 3), ("digits", "adam", 3),
-        ("digits", "sgd", 3), ("digits", "lbfgs", 3), ("digits", "early_stopping", 3), ("diabetes", "adam", 3)]
+QUICK = [
+    ("iris", "adam", 3),
+    ("iris", "sgd", 3),
+    ("iris", "early_stopping", 10),
+    ("breast cancer", "lbfgs", 3),
+    ("breast cancer", "early_stopping", 3),
+    ("diabetes", "sgd", 3),
+    ("diabetes", "lbfgs", 3),
+    ("diabetes", "early_stopping", 10),
+]
+SLOW = [
+    ("iris", "lbfgs", 3),
+    ("breast cancer", "adam", 3),
+    ("breast cancer", "sgd", 3),
+    ("digits", "adam", 3),
+    ("digits", "sgd", 3),
+    ("digits", "lbfgs", 3),
+    ("digits", "early_stopping", 3),
+    ("diabetes", "adam", 3),
+]
 CASES = [pytest.param(*case, id=f"{case[0]}-{case[1]}") for case in QUICK] + [
-    pytest.param(*case, id=f"{case[0]}-{case[1]}", marks=pytest.mark.slow) for case in SLOW]
+    pytest.param(*case, id=f"{case[0]}-{case[1]}", marks=pytest.mark.slow) for case in SLOW
+]
 
 
 def load_example():
@@ -41,7 +57,8 @@ def test_every_dataset_and_solver_is_compared():
     assert set(example.DATASETS) == {"iris", "breast cancer", "digits", "diabetes"}
     assert set(example.SOLVERS) == {"adam", "sgd", "lbfgs", "early_stopping"}
     assert {(dataset, solver) for dataset, solver, _ in QUICK + SLOW} == {
-        (dataset, solver) for dataset in example.DATASETS for solver in example.SOLVERS}
+        (dataset, solver) for dataset in example.DATASETS for solver in example.SOLVERS
+    }
 
 
 @pytest.mark.parametrize("dataset, solver, seeds", CASES)

@@ -74,13 +74,17 @@ def all_sources(X, Y, tmp_path):
         "array": ArraySource(X, Y, chunk_size=97),
         "npy": NpySource(tmp_path / "Xc.npy", tmp_path / "Y1.npy", chunk_size=211),
         "npy-fortran": NpySource(tmp_path / "Xf.npy", tmp_path / "Y1.npy", chunk_size=300),
-        "memmap": as_source(np.load(tmp_path / "Xc.npy", mmap_mode="r"), np.load(tmp_path / "Y1.npy", mmap_mode="r"), chunk_size=256),
+        "memmap": as_source(
+            np.load(tmp_path / "Xc.npy", mmap_mode="r"), np.load(tmp_path / "Y1.npy", mmap_mode="r"), chunk_size=256
+        ),
         "chunks-callable": ChunkSource(lambda: ((X[:, a : a + 150], Y[:, a : a + 150]) for a in range(0, X.shape[1], 150))),
         "chunks-list": ChunkSource([(X[:, :500], Y[0, :500]), (X[:, 500:], Y[0, 500:])], m=X.shape[1]),
     }
     zarr = pytest.importorskip("zarr")
     for name, array in (("X", X), ("Y", Y)):
-        stored = zarr.create_array(store=str(tmp_path / f"{name}.zarr"), shape=array.shape, chunks=(array.shape[0], 128), dtype="float64")
+        stored = zarr.create_array(
+            store=str(tmp_path / f"{name}.zarr"), shape=array.shape, chunks=(array.shape[0], 128), dtype="float64"
+        )
         stored[:] = array
     sources["zarr"] = as_source(str(tmp_path / "X.zarr"), str(tmp_path / "Y.zarr"))
     da = pytest.importorskip("dask.array")
@@ -404,14 +408,23 @@ def test_a_backend_with_stream_chunks_takes_over_the_transfer(npy_files):
 # ----- the large-dataset writer -----------------------------------------------------------------------
 def test_write_playground_npy_writes_the_generators_chunks(tmp_path):
     info = write_playground_npy(
-        tmp_path / "X.npy", tmp_path / "Y.npy", "xor", 2500, noise=0.1, seed=4, features=["x1", "x2", "x1x2"],
-        dtype="float64", chunk_size=1000,
+        tmp_path / "X.npy",
+        tmp_path / "Y.npy",
+        "xor",
+        2500,
+        noise=0.1,
+        seed=4,
+        features=["x1", "x2", "x1x2"],
+        dtype="float64",
+        chunk_size=1000,
     )
     X, Y = np.load(tmp_path / "X.npy"), np.load(tmp_path / "Y.npy")
     assert X.shape == (3, 2500) and Y.shape == (1, 2500) and info["shape"] == (3, 2500)
     assert info["bytes"] == os.path.getsize(tmp_path / "X.npy") + os.path.getsize(tmp_path / "Y.npy")
     for index, start in enumerate(range(0, 2500, 1000)):
-        X_chunk, Y_chunk = playground_chunk("xor", index, min(1000, 2500 - start), noise=0.1, seed=4, features=["x1", "x2", "x1x2"])
+        X_chunk, Y_chunk = playground_chunk(
+            "xor", index, min(1000, 2500 - start), noise=0.1, seed=4, features=["x1", "x2", "x1x2"]
+        )
         assert np.array_equal(X[:, start : start + 1000], X_chunk) and np.array_equal(Y[:, start : start + 1000], Y_chunk)
     assert np.allclose(X[2], X[0] * X[1])
     assert 0.4 < Y.mean() < 0.6  # each chunk's columns are shuffled, so any window is balanced
@@ -438,8 +451,25 @@ def test_write_playground_npy_checks_everything_before_writing(tmp_path):
 
 def test_make_data_command_writes_files_that_train(tmp_path, capsys):
     prefix = str(tmp_path / "circle")
-    assert cli_main(["make-data", "--dataset", "circle", "--samples", "5e3", "--noise", "10", "--chunk-size", "2000",
-                     "--out", prefix, "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "make-data",
+                "--dataset",
+                "circle",
+                "--samples",
+                "5e3",
+                "--noise",
+                "10",
+                "--chunk-size",
+                "2000",
+                "--out",
+                prefix,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     net = nna.Network([2, 4, 1], backend="numpy", dtype="float64")
     history = net.fit(prefix + "_X.npy", prefix + "_Y.npy", epochs=30, lr=0.5, batch_size=100)
     assert history["loss"][-1] < history["loss"][0]
@@ -452,7 +482,9 @@ def _zarr_pair(tmp_path):
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(2, 400)), (rng.random((1, 400)) > 0.5).astype(float)
     for name, array in (("X", X), ("Y", Y)):
-        stored = zarr.create_array(store=str(tmp_path / f"{name}.zarr"), shape=array.shape, chunks=(array.shape[0], 100), dtype="float64")
+        stored = zarr.create_array(
+            store=str(tmp_path / f"{name}.zarr"), shape=array.shape, chunks=(array.shape[0], 100), dtype="float64"
+        )
         stored[:] = array
     return str(tmp_path / "X.zarr"), str(tmp_path / "Y.zarr")
 

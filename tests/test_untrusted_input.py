@@ -7,9 +7,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from support import cli
 
 import nnaccel as nna
-from support import cli
 
 
 def _model_file(path, config, arrays):
@@ -79,7 +79,11 @@ def _xor():
 
 @pytest.mark.parametrize(
     "arguments, words",
-    [({"seed": None, "batch_size": 10}, "seed must be"), ({"l1": np.inf}, "l1 must be a finite"), ({"l2": np.inf}, "l2 must be a finite")],
+    [
+        ({"seed": None, "batch_size": 10}, "seed must be"),
+        ({"l1": np.inf}, "l1 must be a finite"),
+        ({"l2": np.inf}, "l2 must be a finite"),
+    ],
 )
 def test_fit_arguments_are_clear_value_errors(arguments, words):
     X, Y = _xor()

@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import BackendUnavailable
 from .base import Backend
@@ -155,7 +155,7 @@ def use_backend(name: str) -> Iterator[Backend]:
         _current = previous
 
 
-def resolve(backend: "str | Backend | None") -> Backend:
+def resolve(backend: str | Backend | None) -> Backend:
     """A backend argument as users pass it: a name, a backend object, or None for the current one."""
     if backend is None:
         return get_backend()

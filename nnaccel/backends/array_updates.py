@@ -28,8 +28,21 @@ def momentum_update(xp, W, dW, buffer, lr: float, momentum: float, nesterov: boo
         W -= lr * buffer
 
 
-def adam_update(xp, W, dW, m, v, step_size: float, beta1: float, beta2: float, eps: float, bias2_sqrt: float,
-                decay: float, l1: float, l2: float) -> None:
+def adam_update(
+    xp,
+    W,
+    dW,
+    m,
+    v,
+    step_size: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    bias2_sqrt: float,
+    decay: float,
+    l1: float,
+    l2: float,
+) -> None:
     """W *= decay (AdamW); m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
     W -= step_size m / (sqrt(v) / bias2_sqrt + eps)."""
     g = penalised_gradient(xp, W, dW, l1, l2)

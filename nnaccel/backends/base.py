@@ -42,13 +42,39 @@ class Workspace:
 # NotImplementedError); a hook has a working default here that a backend overrides when it has
 # something better. tests/test_backend_contract.py checks every backend against these lists.
 PRIMITIVES = (
-    "asarray", "to_numpy", "to_float", "empty", "zeros", "copy", "matmul", "bias_activation",
-    "activation_backward", "output_loss_gradient", "output_activation", "row_sums", "update",
-    "momentum_update", "adam_update", "take_columns", "take_rows", "all_finite",
+    "asarray",
+    "to_numpy",
+    "to_float",
+    "empty",
+    "zeros",
+    "copy",
+    "matmul",
+    "bias_activation",
+    "activation_backward",
+    "output_loss_gradient",
+    "output_activation",
+    "row_sums",
+    "update",
+    "momentum_update",
+    "adam_update",
+    "take_columns",
+    "take_rows",
+    "all_finite",
 )
 HOOKS = (
-    "indices", "synchronize", "stream_chunks", "memory_info", "threading_report", "uses_fused_pass",
-    "workspace", "plan", "loss_and_gradients", "forward", "loss_sum", "device", "settings",
+    "indices",
+    "synchronize",
+    "stream_chunks",
+    "memory_info",
+    "threading_report",
+    "uses_fused_pass",
+    "workspace",
+    "plan",
+    "loss_and_gradients",
+    "forward",
+    "loss_sum",
+    "device",
+    "settings",
 )
 
 
@@ -123,14 +149,28 @@ class Backend:
         """In place: W -= lr * (dW + l1 * sign(W) + l2 * W)."""
         raise NotImplementedError
 
-    def momentum_update(self, W: Array, dW: Array, buffer: Array, lr: float, momentum: float, nesterov: bool,
-                        l1: float, l2: float) -> None:
+    def momentum_update(
+        self, W: Array, dW: Array, buffer: Array, lr: float, momentum: float, nesterov: bool, l1: float, l2: float
+    ) -> None:
         """In place, SGD with momentum (``nnaccel.optim.SGD``): g = dW + l2 W + l1 sign(W);
         buffer = momentum buffer + g; W -= lr (g + momentum buffer) if nesterov else lr buffer."""
         raise NotImplementedError
 
-    def adam_update(self, W: Array, dW: Array, m: Array, v: Array, step_size: float, beta1: float, beta2: float,
-                    eps: float, bias2_sqrt: float, decay: float, l1: float, l2: float) -> None:
+    def adam_update(
+        self,
+        W: Array,
+        dW: Array,
+        m: Array,
+        v: Array,
+        step_size: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        bias2_sqrt: float,
+        decay: float,
+        l1: float,
+        l2: float,
+    ) -> None:
         """In place, one Adam/AdamW step (``nnaccel.optim.Adam``): g = dW + l2 W + l1 sign(W) (W
         before the decay); W *= decay; m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
         W -= step_size m / (sqrt(v) / bias2_sqrt + eps)."""

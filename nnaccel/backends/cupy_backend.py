@@ -223,7 +223,10 @@ class CupyBackend(Backend):
                 out_of_memory_message(
                     f"the step buffers for a batch of m = {m} examples",
                     (bytes_per_example(architecture.layers, np.dtype(dtype).itemsize) // np.dtype(dtype).itemsize, m),
-                    dtype, free, total, architecture.layers,
+                    dtype,
+                    free,
+                    total,
+                    architecture.layers,
                 )
             ) from error
 
@@ -247,7 +250,10 @@ class CupyBackend(Backend):
                 out_of_memory_message(
                     f"a training step on m = {X.shape[1]} examples",
                     (bytes_per_example(architecture.layers, X.dtype.itemsize) // X.dtype.itemsize, X.shape[1]),
-                    X.dtype, free, total, architecture.layers,
+                    X.dtype,
+                    free,
+                    total,
+                    architecture.layers,
                 )
             ) from error
 

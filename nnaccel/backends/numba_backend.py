@@ -25,14 +25,14 @@ set_gomp_spincount()  # before Numba starts its threads (nnaccel/threads.py says
 import numpy as np  # noqa: E402
 from numba import parallel_chunksize  # noqa: E402
 
+from ..core.architecture import Architecture  # noqa: E402
 from ..kernels import activations as scalar  # noqa: E402
 from ..kernels import numba_layers as layers  # noqa: E402
 from ..kernels import numba_network as network  # noqa: E402
 from ..kernels import numba_optim  # noqa: E402
-from ..core.architecture import Architecture  # noqa: E402
 from .base import Workspace  # noqa: E402
-from .packing import PackedLayout, pack, unpack  # noqa: E402
 from .numpy_backend import NumpyBackend  # noqa: E402
+from .packing import PackedLayout, pack, unpack  # noqa: E402
 
 # Widest layer (input included) for the fully fused pass. Measured on 2 cores, float32, m = 2e5:
 # fused 1.5-2x faster than layered at 16-32 units; from about 40 units the layered pass (BLAS) is
@@ -110,7 +110,18 @@ class NumbaBackend(NumpyBackend):
 
     def adam_update(self, W, dW, m, v, step_size, beta1, beta2, eps, bias2_sqrt, decay, l1, l2):
         numba_optim.adam_update(
-            W, dW, m, v, float(step_size), float(beta1), float(beta2), float(eps), float(bias2_sqrt), float(decay), float(l1), float(l2)
+            W,
+            dW,
+            m,
+            v,
+            float(step_size),
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(bias2_sqrt),
+            float(decay),
+            float(l1),
+            float(l2),
         )
 
     # ----- buffers -----------------------------------------------------------------------------------
@@ -119,8 +130,9 @@ class NumbaBackend(NumpyBackend):
         ``LayeredWorkspace``, the base buffers plus the backward pass's row sums."""
         if not self.uses_fused_pass(architecture):
             workspace = super().workspace(architecture, m, dtype)
-            return LayeredWorkspace(workspace.m, workspace.H, workspace.output, workspace.scratch,
-                                    sums=np.empty(max(architecture.layers[1:])))
+            return LayeredWorkspace(
+                workspace.m, workspace.H, workspace.output, workspace.scratch, sums=np.empty(max(architecture.layers[1:]))
+            )
         layout = PackedLayout.of(architecture)
         block = self.block or network.block_size(architecture.layers, np.dtype(dtype).itemsize)
         _, tasks = network.task_layout(m, block)
@@ -236,7 +248,9 @@ class NumbaBackend(NumpyBackend):
         if workspace.output_pass is None:
             columns = layers.output_tile_columns(q, H.dtype.itemsize)
             tiles = -(-workspace.m // columns)
-            workspace.output_pass = OutputPassBuffers(columns, np.empty((tiles, p * q + p + q)), np.empty(tiles), np.empty(p * q + p + q))
+            workspace.output_pass = OutputPassBuffers(
+                columns, np.empty((tiles, p * q + p + q)), np.empty(tiles), np.empty(p * q + p + q)
+            )
         columns, partial, partial_losses, totals = workspace.output_pass.arrays()
         hidden_code = scalar.activation_code(architecture.activations[-1]) if backward else scalar.IDENTITY
         output_code = scalar.output_code(architecture.output)
@@ -263,8 +277,16 @@ class NumbaBackend(NumpyBackend):
         out = workspace.unused if out is None else out
         with parallel_chunksize(DYNAMIC):
             network.network_pass(
-                X, Y, workspace.theta, *workspace.layout.arrays(), _fast(X), mode, workspace.block, out,
-                workspace.partial_gradients, workspace.partial_losses,
+                X,
+                Y,
+                workspace.theta,
+                *workspace.layout.arrays(),
+                _fast(X),
+                mode,
+                workspace.block,
+                out,
+                workspace.partial_gradients,
+                workspace.partial_losses,
             )
         return None if mode == network.FORWARD else np.float64(np.sum(workspace.partial_losses))
 
@@ -323,7 +345,9 @@ class FusedWorkspace:
     @property
     def nbytes(self) -> int:
         """Bytes held, the lazily made buffers left out."""
-        return sum(array.nbytes for array in (self.theta, self.gradients, self.partial_gradients, self.partial_losses, self.unused))
+        return sum(
+            array.nbytes for array in (self.theta, self.gradients, self.partial_gradients, self.partial_losses, self.unused)
+        )
 
 
 def _fast(array) -> bool:

@@ -200,7 +200,9 @@ class FusedEpochPlan(_PackedPlan):
         """X[:, columns] and Y[:, columns], C-contiguous, in buffers kept for the next chunk."""
         width = columns.shape[0]
         if self._chunk is None or self._chunk.X.shape != (data.X.shape[0], width):
-            self._chunk = TrainingData(np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype))
+            self._chunk = TrainingData(
+                np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype)
+            )
         np.take(data.X, columns, axis=1, out=self._chunk.X, mode="clip")
         np.take(data.Y, columns, axis=1, out=self._chunk.Y, mode="clip")
         return self._chunk.X, self._chunk.Y
@@ -284,8 +286,17 @@ class LayeredStepPlan(_PackedPlan):
         if self.rule != numba_optim.RULE_SGD and layout.count >= PARALLEL_UPDATE:
             update = numba_optim.update_parameters_parallel
         update(
-            self.theta, self.flat_gradients, 1.0 / X.shape[1], self.first, self.second, self.rule, self.settings,
-            self.state.step, layout.sizes, layout.weight_offsets, layout.bias_offsets,
+            self.theta,
+            self.flat_gradients,
+            1.0 / X.shape[1],
+            self.first,
+            self.second,
+            self.rule,
+            self.settings,
+            self.state.step,
+            layout.sizes,
+            layout.weight_offsets,
+            layout.bias_offsets,
         )
         return loss
 

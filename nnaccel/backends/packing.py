@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.architecture import Architecture
 from ..kernels import activations as scalar
 from ..kernels import numba_network as network
-from ..core.architecture import Architecture
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PackedLayout:
     codes: np.ndarray
 
     @classmethod
-    def of(cls, architecture: Architecture) -> "PackedLayout":
+    def of(cls, architecture: Architecture) -> PackedLayout:
         sizes, weight_offsets, bias_offsets, row_offsets, count = network.pack_layout(architecture.layers)
         codes = [scalar.activation_code(name) for name in architecture.activations]
         codes.append(scalar.output_code(architecture.output))

@@ -155,7 +155,10 @@ class Plan:
     def state_to_host(self, params: list) -> OptimizerState:
         """The optimizer's state with NumPy copies of its arrays (for a checkpoint)."""
         state, backend = self.optimizer_state(params), self.backend
-        host = [[(backend.to_numpy(W).copy(), backend.to_numpy(b).copy()) for W, b in arrays] for arrays in (state.first, state.second)]
+        host = [
+            [(backend.to_numpy(W).copy(), backend.to_numpy(b).copy()) for W, b in arrays]
+            for arrays in (state.first, state.second)
+        ]
         return OptimizerState(state.step, *host)
 
     def load_state(self, params: list, host: OptimizerState) -> None:

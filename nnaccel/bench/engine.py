@@ -18,8 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 from ..backends import BACKEND_NAMES, unavailable_reason
 from . import roofline
@@ -264,8 +264,9 @@ def flatten_limits(measured: dict) -> dict:
     }
 
 
-def make_record(runner: str, net: NetSpec, m: int, result: dict, limits: dict, batch: int | None = None,
-                optimizer: str = "sgd") -> dict:
+def make_record(
+    runner: str, net: NetSpec, m: int, result: dict, limits: dict, batch: int | None = None, optimizer: str = "sgd"
+) -> dict:
     """One row of ``results`` from a worker's timings."""
     stats = summarize(result["seconds"])
     device = device_of(runner)
@@ -363,9 +364,7 @@ def library_versions() -> dict:
     versions = {"python": platform.python_version()}
     for name in ("nnaccel", "numpy", "numba", "torch", "scikit-learn", "matplotlib", "threadpoolctl"):
         versions[name] = _version(name)
-    versions["cupy"] = next(
-        (v for v in map(_version, ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x")) if v), None
-    )
+    versions["cupy"] = next((v for v in map(_version, ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x")) if v), None)
     return versions
 
 

@@ -38,7 +38,12 @@ SKLEARN_ACTIVATIONS = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "i
 
 
 def torch_runner(
-    net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, device: str = "cpu", batch: int | None = None,
+    net: NetSpec,
+    X: np.ndarray,
+    Y: np.ndarray,
+    seed: int = 0,
+    device: str = "cpu",
+    batch: int | None = None,
     optimizer: str = "sgd",
 ) -> Runner:
     """PyTorch training step for ``net`` on X (n, m), Y (outputs, m); device "cpu" or "cuda". With
@@ -76,8 +81,11 @@ def torch_runner(
 
     if batch is None:
         step = functools.partial(update, X_device, Y_device)
-        timed = ("one hand-written PyTorch step: forward, autograd backward, in-place W -= lr dW" if stepper is None
-                 else f"one PyTorch step: forward, autograd backward, torch.optim.{type(stepper).__name__}.step()")
+        timed = (
+            "one hand-written PyTorch step: forward, autograd backward, in-place W -= lr dW"
+            if stepper is None
+            else f"one PyTorch step: forward, autograd backward, torch.optim.{type(stepper).__name__}.step()"
+        )
     else:
         from ..nn.training import epoch_order
 
@@ -90,8 +98,11 @@ def torch_runner(
             for indices in batches:
                 update(X_rows[indices].t(), Y_rows[indices].t())
 
-        timed = mini_batch_timed(batch, optimizer) + " (PyTorch autograd" + (
-            ")" if stepper is None else f", torch.optim.{type(stepper).__name__})")
+        timed = (
+            mini_batch_timed(batch, optimizer)
+            + " (PyTorch autograd"
+            + (")" if stepper is None else f", torch.optim.{type(stepper).__name__})")
+        )
 
     on_gpu = device == "cuda"
     return Runner(
@@ -178,7 +189,7 @@ def sklearn_runner(net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, op
         name="sklearn",
         step=step,
         timed=f"one MLP partial_fit call with batch_size=m (one {'SGD' if optimizer == 'sgd' else optimizer} step), "
-              "including its input checks",
+        "including its input checks",
         threads=blas_threads(),
         params=lambda: sklearn_params(model),
         keep=[model, rows, target],

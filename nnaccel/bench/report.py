@@ -62,10 +62,7 @@ def _header(report: dict) -> list[str]:
     ]
     if limits.get("gpu"):
         gpu_limits = limits["gpu"]
-        lines[-1] += (
-            f"; GPU GEMM {gpu_limits['gemm_gflops']:.0f} GFLOP/s, "
-            f"GPU bandwidth {gpu_limits['stream_gbps']:.0f} GB/s"
-        )
+        lines[-1] += f"; GPU GEMM {gpu_limits['gemm_gflops']:.0f} GFLOP/s, GPU bandwidth {gpu_limits['stream_gbps']:.0f} GB/s"
     if machine_was_busy(machine):
         share = machine.get("others_cpu_share")
         load = machine.get("load_average") or {}
@@ -112,8 +109,7 @@ def _table(records: list[dict]) -> list[str]:
     lines = []
     for row in rows:
         cells = [
-            cell.rjust(widths[index]) if index in RIGHT_ALIGNED else cell.ljust(widths[index])
-            for index, cell in enumerate(row)
+            cell.rjust(widths[index]) if index in RIGHT_ALIGNED else cell.ljust(widths[index]) for index, cell in enumerate(row)
         ]
         # The median and its spread read as one column: "1.23 ms ± 4%".
         lines.append("  " + "  ".join(cells[:3]) + " " + "  ".join(cells[3:]))
@@ -140,7 +136,9 @@ def _notes(report: dict) -> list[str]:
         where = f" ({entry['net']}, m={entry['m']:,})" if "m" in entry else ""
         lines.append(f"not run: {entry['backend']}{where}: {entry['reason']}")
     for entry in report["crossover"]:
-        lines.append(f"GPU crossover for {entry['net']}: " + (f"m = {entry['m']:,}; " if entry["m"] else "none; ") + entry["note"])
+        lines.append(
+            f"GPU crossover for {entry['net']}: " + (f"m = {entry['m']:,}; " if entry["m"] else "none; ") + entry["note"]
+        )
     return lines
 
 

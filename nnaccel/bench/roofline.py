@@ -18,7 +18,7 @@ What is counted, for layers (p_0 = n, p_1, ..., p_L) and m examples:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def step_flops(layers: Sequence[int], m: int) -> int:

@@ -8,8 +8,8 @@ picks a peer from peers.py, and peers.py needs nothing from runners.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -44,8 +44,9 @@ def make_data(net: NetSpec, m: int, seed: int = 0, rows: bool = False) -> tuple[
     return X, Y
 
 
-def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None,
-                optimizer: str = "sgd") -> Runner:
+def make_runner(
+    name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None, optimizer: str = "sgd"
+) -> Runner:
     """The runner ``name`` (a backend or a peer) for ``net`` on X (n, m), Y (outputs, m), updating
     with ``optimizer``. With ``batch`` (fewer than m) its step is one epoch of mini-batch steps
     over the m examples."""
@@ -63,8 +64,9 @@ def make_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int
     raise ValueError(f"unknown runner {name!r}")
 
 
-def backend_runner(name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None,
-                   optimizer: str = "sgd") -> Runner:
+def backend_runner(
+    name: str, net: NetSpec, X: np.ndarray, Y: np.ndarray, seed: int = 0, batch: int | None = None, optimizer: str = "sgd"
+) -> Runner:
     """An nnaccel backend's training step with ``optimizer`` (with ``batch``: one epoch of
     mini-batch steps, in the shuffled order of epoch 0), through the network's plan, which keeps
     the optimizer's state from step to step. Raises BackendUnavailable if the backend cannot run."""

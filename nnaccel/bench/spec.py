@@ -57,9 +57,7 @@ def parse_backends(text: str) -> list[str]:
     names = _comma_list(text, "--backends")
     for name in names:
         if name not in BACKEND_NAMES:
-            raise ValueError(
-                f"unknown backend {name!r} in --backends; valid names are {', '.join(BACKEND_NAMES)}"
-            )
+            raise ValueError(f"unknown backend {name!r} in --backends; valid names are {', '.join(BACKEND_NAMES)}")
     return _unique(names)
 
 

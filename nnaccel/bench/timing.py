@@ -12,7 +12,7 @@ Timed steps stop at ``repeat`` or, after at least ``min(repeat, MIN_REPEAT)`` st
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def time_steps(
 
 def time_steps_cuda(
     step: Callable[[], object],
-    events: "CudaEvents",
+    events: CudaEvents,
     *,
     warmup: int,
     repeat: int,

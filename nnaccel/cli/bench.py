@@ -6,8 +6,8 @@ import shlex
 import sys
 
 from ..backends import BACKEND_NAMES
-from ..io import check_writable
 from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUTS
+from ..io import check_writable
 from ..optim import OPTIMIZERS
 
 DESCRIPTION = """\
@@ -47,8 +47,12 @@ def add_parser(subparsers) -> None:
         default="auto",
         help="comma list of torch, torch-cpu, torch-cuda, sklearn; auto (default: those installed) or none",
     )
-    parser.add_argument("--net", default="2-6-6-1", help="layer sizes joined by '-', several separated by commas (default 2-6-6-1)")
-    parser.add_argument("--m", default="1e4,1e5,1e6", help="examples per step: list and/or range, see above (default 1e4,1e5,1e6)")
+    parser.add_argument(
+        "--net", default="2-6-6-1", help="layer sizes joined by '-', several separated by commas (default 2-6-6-1)"
+    )
+    parser.add_argument(
+        "--m", default="1e4,1e5,1e6", help="examples per step: list and/or range, see above (default 1e4,1e5,1e6)"
+    )
     parser.add_argument(
         "--batch",
         default="full",
@@ -117,8 +121,22 @@ def settings_from_args(args):
 
 def command_line(args) -> str:
     """The command that repeats this run, spelled out with every setting."""
-    words = ["nnaccel", "bench", "--backends", args.backends, "--peers", args.peers, "--net", args.net, "--m", args.m, "--batch", args.batch,
-             "--optimizer", args.optimizer]
+    words = [
+        "nnaccel",
+        "bench",
+        "--backends",
+        args.backends,
+        "--peers",
+        args.peers,
+        "--net",
+        args.net,
+        "--m",
+        args.m,
+        "--batch",
+        args.batch,
+        "--optimizer",
+        args.optimizer,
+    ]
     words += ["--repeat", str(args.repeat), "--warmup", str(args.warmup), "--max-seconds", f"{args.max_seconds:g}"]
     words += ["--activation", args.activation, "--output", args.output, "--seed", str(args.seed)]
     return shlex.join(words)

@@ -20,7 +20,9 @@ def add_parser(subparsers) -> None:
             "(batch, outputs). The class names and input columns are in the model's metadata."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="FILE.npz", help="a model from nnaccel train --save (or a checkpoint, or Network.save)")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE.npz", help="a model from nnaccel train --save (or a checkpoint, or Network.save)"
+    )
     parser.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file to write (atomically)")
     parser.set_defaults(run=run)
 

@@ -16,8 +16,11 @@ from ..threads import openblas_thread_timeout_report
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show the version, backends, devices, BLAS and threads")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--model", metavar="FILE.npz", help="describe this model file instead: layers, activations, "
-                        "parameter count, preprocessing, what trained it")
+    parser.add_argument(
+        "--model",
+        metavar="FILE.npz",
+        help="describe this model file instead: layers, activations, parameter count, preprocessing, what trained it",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,13 +71,15 @@ def _devices() -> list[dict]:
         for index in range(cupy.cuda.runtime.getDeviceCount()):
             properties = cupy.cuda.runtime.getDeviceProperties(index)
             name = properties["name"]
-            devices.append({
-                "kind": "cuda",
-                "index": index,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_gib": round(properties["totalGlobalMem"] / 2**30, 1),
-                "compute_capability": f"{properties['major']}.{properties['minor']}",
-            })
+            devices.append(
+                {
+                    "kind": "cuda",
+                    "index": index,
+                    "name": name.decode() if isinstance(name, bytes) else str(name),
+                    "memory_gib": round(properties["totalGlobalMem"] / 2**30, 1),
+                    "compute_capability": f"{properties['major']}.{properties['minor']}",
+                }
+            )
     except Exception as error:  # a driver problem is worth showing, not a crash of `info`
         devices.append({"kind": "cuda", "error": f"{type(error).__name__}: {error}"})
     return devices
@@ -96,8 +101,7 @@ def _blas() -> list[dict]:
     except ImportError:
         return [{"note": "install threadpoolctl to see the BLAS library and its threads"}]
     return [
-        {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "architecture")}
-        for pool in threadpool_info()
+        {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "architecture")} for pool in threadpool_info()
     ]
 
 

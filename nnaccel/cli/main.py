@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nnaccel: error: {error}", file=sys.stderr)
         return 2
-    except (BackendUnavailable, TrainingDiverged, RuntimeError, OSError, MemoryError) as error:
+    except (TrainingDiverged, RuntimeError, OSError, MemoryError) as error:
         if debug:
             raise
         print(f"nnaccel: error: {error}", file=sys.stderr)

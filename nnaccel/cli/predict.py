@@ -27,7 +27,9 @@ def add_parser(subparsers) -> None:
             "file. CSV columns are matched by name when the model knows its input names, else by position."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="FILE.npz", help="a model from nnaccel train --save (or a checkpoint, or Network.save)")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE.npz", help="a model from nnaccel train --save (or a checkpoint, or Network.save)"
+    )
     parser.add_argument("--data", required=True, metavar="FILE", help=".csv with a header row, or .npy, one example per row")
     parser.add_argument("--out", metavar="FILE", help="write here (.csv, or .npy for the bare predictions) instead of printing")
     parser.add_argument("--backend", help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.activations import HIDDEN_ACTIVATIONS
 from ..data.pipeline import Pipeline, build_pipeline, class_indices
 from ..data.playground import CLASSIFICATION, DATASETS, FEATURES, check_features, make_dataset, train_test_split
 from ..errors import TrainingInterrupted, WorkersLost
 from ..io import atomic_write, check_writable
 from ..nn import training
-from ..core.activations import HIDDEN_ACTIVATIONS
 
 # The Playground's own defaults where it has one (lr 0.03, tanh, hidden 4,2, batch 10, ratio 50 %,
 # noise 0, features x1,x2); user data trains on 80 % and is standardised.
@@ -90,15 +90,29 @@ def add_parser(subparsers) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, help="a Playground dataset (default circle)")
     data.add_argument("--data", metavar="FILE", help=".csv with a header row (last column the label) or .npy (rows are examples)")
-    data.add_argument("--label", help="the label column of --data: a header name (or an index such as -1); default the last column")
-    data.add_argument("--task", choices=("auto", "classification", "regression"),
-                      help="for --data: auto (default) treats 0/1 labels, text and a few integer classes as classes, anything else as regression")
-    data.add_argument("--scale", choices=("standard", "none"),
-                      help="standardise inputs (and a regression target) with the training part's mean and std; default standard for --data, none for datasets")
+    data.add_argument(
+        "--label", help="the label column of --data: a header name (or an index such as -1); default the last column"
+    )
+    data.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        help="for --data: auto (default) treats 0/1 labels, text and a few integer classes as classes, "
+        "anything else as regression",
+    )
+    data.add_argument(
+        "--scale",
+        choices=("standard", "none"),
+        help="standardise inputs (and a regression target) with the training part's mean and std; "
+        "default standard for --data, none for datasets",
+    )
     data.add_argument("--samples", type=int, help="number of points of a Playground dataset (default 500)")
     data.add_argument("--noise", type=float, help="noise in percent, 0-50 as in the Playground (default 0)")
-    data.add_argument("--ratio", type=float, help="training share in percent, the rest is the test set (default 50; 80 for --data)")
-    data.add_argument("--features", help=f"comma list of {','.join(FEATURES)} (default x1,x2); with --data, needs two input columns")
+    data.add_argument(
+        "--ratio", type=float, help="training share in percent, the rest is the test set (default 50; 80 for --data)"
+    )
+    data.add_argument(
+        "--features", help=f"comma list of {','.join(FEATURES)} (default x1,x2); with --data, needs two input columns"
+    )
     model = parser.add_argument_group("network and training")
     model.add_argument("--hidden", help="hidden layer sizes, e.g. 6,6; 0 for none (default 4,2)")
     model.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, help="hidden activation (default tanh)")
@@ -110,14 +124,21 @@ def add_parser(subparsers) -> None:
     model.add_argument("--seed", type=int, help="seed for the data, the split, the weights and the shuffling (default 0)")
     add_optimizer_arguments(parser)
     model.add_argument("--backend", help="numpy, numba, cupy or auto (default: NNACCEL_BACKEND, else auto)")
-    model.add_argument("--scheduler", metavar="ADDRESS",
-                       help="train data-parallel on a Dask cluster: tcp://host:8786, or 'local' for an embedded "
-                            "LocalCluster (full batch: with --batch-size 0; default: in this process)")
+    model.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train data-parallel on a Dask cluster: tcp://host:8786, or 'local' for an embedded "
+        "LocalCluster (full batch: with --batch-size 0; default: in this process)",
+    )
     outputs = parser.add_argument_group("outputs and checkpoints")
     outputs.add_argument("--save", metavar="FILE.npz", help="write the trained model here (for nnaccel predict)")
-    outputs.add_argument("--plot", metavar="FILE.png", help="draw the output panel: prediction over the input plane beside the loss curves")
+    outputs.add_argument(
+        "--plot", metavar="FILE.png", help="draw the output panel: prediction over the input plane beside the loss curves"
+    )
     outputs.add_argument("--json", metavar="FILE", help="write the final metrics and per-epoch history here")
-    outputs.add_argument("--checkpoint", metavar="FILE", help="write the training state here every --checkpoint-every epochs and at the end")
+    outputs.add_argument(
+        "--checkpoint", metavar="FILE", help="write the training state here every --checkpoint-every epochs and at the end"
+    )
     outputs.add_argument("--checkpoint-every", type=int, metavar="N", help="epochs between checkpoints (default 5%% of --epochs)")
     outputs.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint, with its settings")
     outputs.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -141,20 +162,31 @@ def add_optimizer_arguments(parser) -> None:
     from ..optim import OPTIMIZERS
 
     group = parser.add_argument_group("optimizer")
-    group.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
-                       help="sgd (default: W -= lr dW), momentum or nesterov (SGD with momentum), adam, adamw; "
-                            "each update is PyTorch's torch.optim class with the same arguments")
+    group.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        help="sgd (default: W -= lr dW), momentum or nesterov (SGD with momentum), adam, adamw; "
+        "each update is PyTorch's torch.optim class with the same arguments",
+    )
     group.add_argument("--momentum", type=float, metavar="F", help="momentum of --optimizer momentum or nesterov (default 0.9)")
     group.add_argument("--beta1", type=float, metavar="F", help="adam/adamw: decay of the first moment (default 0.9)")
     group.add_argument("--beta2", type=float, metavar="F", help="adam/adamw: decay of the second moment (default 0.999)")
     group.add_argument("--eps", type=float, metavar="F", help="adam/adamw: added to the root of the second moment (default 1e-8)")
-    group.add_argument("--weight-decay", type=float, metavar="F",
-                       help="adamw: decoupled decay, W *= 1 - lr F each step, weights only (default 0.01)")
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="F",
+        help="adamw: decoupled decay, W *= 1 - lr F each step, weights only (default 0.01)",
+    )
     group.add_argument("--lr-schedule", metavar="SPEC", help=SCHEDULE_HELP)
-    group.add_argument("--early-stopping", type=int, metavar="N",
-                       help="stop after N epochs without a lower test loss (the loss on the held-out part "
-                            "that --ratio leaves, shown as 'test loss') and keep the best epoch's parameters; "
-                            "that part then chooses the epoch, so its loss is no longer an untouched test score")
+    group.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="N",
+        help="stop after N epochs without a lower test loss (the loss on the held-out part "
+        "that --ratio leaves, shown as 'test loss') and keep the best epoch's parameters; "
+        "that part then chooses the epoch, so its loss is no longer an untouched test score",
+    )
 
 
 # ----- settings -----------------------------------------------------------------------------------
@@ -272,8 +304,10 @@ def check_optimizer_settings(settings: dict) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"--early-stopping is a number of epochs >= 1 such as 20; got {patience!r}")
         if settings["ratio"] >= 100:
-            raise ValueError("--early-stopping watches the test loss, on the held-out part --ratio leaves; "
-                             "--ratio 100 leaves none: give a --ratio below 100")
+            raise ValueError(
+                "--early-stopping watches the test loss, on the held-out part --ratio leaves; "
+                "--ratio 100 leaves none: give a --ratio below 100"
+            )
 
 
 def _finite_number(value) -> bool:
@@ -311,7 +345,9 @@ def check_settings(settings: dict) -> None:
     if not (settings["reg_rate"] >= 0 and math.isfinite(settings["reg_rate"])):
         raise ValueError(f"--reg-rate must be >= 0; got {settings['reg_rate']:g}")
     if settings["regularization"] == "none" and settings["reg_rate"] > 0:
-        raise ValueError(f"--reg-rate {settings['reg_rate']:g} has no effect with --regularization none; add --regularization l1 or l2")
+        raise ValueError(
+            f"--reg-rate {settings['reg_rate']:g} has no effect with --regularization none; add --regularization l1 or l2"
+        )
     check_optimizer_settings(settings)
     if settings["checkpoint_every"] is not None and settings["checkpoint_every"] < 1:
         raise ValueError(f"--checkpoint-every must be at least 1; got {settings['checkpoint_every']}")
@@ -348,7 +384,8 @@ def check_outputs(settings: dict) -> None:
 def settings_for_resume(args, checkpoint_settings: dict, path: str) -> dict:
     """The checkpoint's settings, with the few changes a resumed run may make."""
     changed = [
-        _flag(name) for name in list(DEFAULTS) + ["features", "label", "scale"]
+        _flag(name)
+        for name in list(DEFAULTS) + ["features", "label", "scale"]
         if name not in CHANGEABLE_ON_RESUME and _given(args, name)
     ]
     if changed:
@@ -433,8 +470,14 @@ def prepare_data(settings: dict) -> Prepared:
         raw, labels.reshape(1, -1), settings["ratio"] / 100.0, settings["seed"]
     )
     pipeline = build_pipeline(
-        raw_train, labels_train[0], all_labels=labels, inputs=inputs, task=task,
-        standardize=standardize, features=settings["features"], label=label,
+        raw_train,
+        labels_train[0],
+        all_labels=labels,
+        inputs=inputs,
+        task=task,
+        standardize=standardize,
+        features=settings["features"],
+        label=label,
     )
     return Prepared(name, pipeline, raw_train, labels_train[0], raw_test, labels_test[0], domain)
 
@@ -446,8 +489,10 @@ def check_columns_fit(path: str, names: list[str], raw: np.ndarray) -> None:
     for name, column in zip(names, raw):
         largest = float(np.max(np.abs(column))) if column.size else 0.0
         if largest > limit:
-            raise ValueError(f"{path!r}: column {name!r} holds {largest:g}, beyond what float32 can hold "
-                             f"(about {limit:.3g}); rescale the column")
+            raise ValueError(
+                f"{path!r}: column {name!r} holds {largest:g}, beyond what float32 can hold "
+                f"(about {limit:.3g}); rescale the column"
+            )
 
 
 # ----- progress -----------------------------------------------------------------------------------
@@ -550,8 +595,10 @@ def run(args) -> int:
     settings, saved = run_settings(args)
     data = prepare_data(settings)
     if settings["early_stopping"] is not None and not data.has_test:
-        raise ValueError(f"--early-stopping watches the test loss, but --ratio {settings['ratio']:g} leaves none of "
-                         f"the {data.X_train.shape[1]} examples for testing (no test examples): give a lower --ratio")
+        raise ValueError(
+            f"--early-stopping watches the test loss, but --ratio {settings['ratio']:g} leaves none of "
+            f"the {data.X_train.shape[1]} examples for testing (no test examples): give a lower --ratio"
+        )
     if saved is not None:
         network, history, completed, state, remaining = resumed_run(saved, settings)
     else:
@@ -617,8 +664,11 @@ def checkpoint_writer(settings: dict, network, data: Prepared, state):
     from ..nn import checkpoint
 
     def write_checkpoint(path: str, epochs_completed: int, history: dict) -> None:
-        record = {"epochs_completed": epochs_completed, "history": history,
-                  "settings": {key: value for key, value in settings.items() if key != "resume"}}
+        record = {
+            "epochs_completed": epochs_completed,
+            "history": history,
+            "settings": {key: value for key, value in settings.items() if key != "resume"},
+        }
         if run_ends(state, settings):
             record["stopped"] = True  # training ended here: a resumed run trains no further
         checkpoint.save(path, network, pipeline=data.pipeline.to_dict(), training=record, state=state)
@@ -638,8 +688,7 @@ def epoch_callback(settings: dict, progress, write_checkpoint):
     return on_epoch_end
 
 
-def fit_run(args, network, data: Prepared, settings: dict, optimizer, completed: int, history: dict, state,
-            on_epoch_end) -> dict:
+def fit_run(args, network, data: Prepared, settings: dict, optimizer, completed: int, history: dict, state, on_epoch_end) -> dict:
     """Train the remaining epochs, in this process or data-parallel on a Dask cluster; the history."""
     fit = network.fit
     if getattr(args, "scheduler", None):  # the same run, data-parallel on a Dask cluster
@@ -649,12 +698,22 @@ def fit_run(args, network, data: Prepared, settings: dict, optimizer, completed:
     l1 = settings["reg_rate"] if settings["regularization"] == "l1" else 0.0
     l2 = settings["reg_rate"] if settings["regularization"] == "l2" else 0.0
     return fit(
-        data.X_train, data.Y_train, epochs=settings["epochs"], lr=settings["lr"],
-        batch_size=settings["batch_size"] or None, l1=l1, l2=l2,
+        data.X_train,
+        data.Y_train,
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"] or None,
+        l1=l1,
+        l2=l2,
         validation=(data.X_test, data.Y_test) if data.has_test else None,
-        seed=settings["seed"], optimizer=optimizer, lr_schedule=settings["lr_schedule"],
+        seed=settings["seed"],
+        optimizer=optimizer,
+        lr_schedule=settings["lr_schedule"],
         early_stopping=settings["early_stopping"],
-        start_epoch=completed, history=history, state=state, on_epoch_end=on_epoch_end,
+        start_epoch=completed,
+        history=history,
+        state=state,
+        on_epoch_end=on_epoch_end,
     )
 
 
@@ -694,8 +753,11 @@ def interrupted_between_epochs(settings: dict, signals) -> int:
     path = settings["checkpoint"] if settings["checkpoint"] and os.path.exists(settings["checkpoint"]) else None
     print(
         f"\nnnaccel: interrupted by {signal.Signals(number).name} between epochs; "
-        + (f"the last checkpoint is {path}. Resume with: nnaccel train --resume {path}" if path
-           else "no checkpoint was written (use --checkpoint FILE)"),
+        + (
+            f"the last checkpoint is {path}. Resume with: nnaccel train --resume {path}"
+            if path
+            else "no checkpoint was written (use --checkpoint FILE)"
+        ),
         file=sys.stderr,
     )
     return 128 + number
@@ -719,11 +781,16 @@ def resumed_run(saved, settings: dict) -> tuple:
     on the run's backend. A run that training itself ended (early stopping, the adaptive
     schedule) has no epochs left; it holds the best epoch's parameters, as the finished run does."""
     import nnaccel as nna
+
     from ..nn import checkpoint
 
     network = nna.Network(
-        saved.network.layers, saved.network.activations or "tanh", saved.network.output,
-        seed=saved.network.seed, backend=settings["backend"], dtype=saved.network.dtype,
+        saved.network.layers,
+        saved.network.activations or "tanh",
+        saved.network.output,
+        seed=saved.network.seed,
+        backend=settings["backend"],
+        dtype=saved.network.dtype,
     )
     network.set_params(saved.network.get_params())
     history = saved.training["history"]
@@ -736,12 +803,16 @@ def resumed_run(saved, settings: dict) -> tuple:
     stopped = bool(saved.training.get("stopped"))
     extended = settings["epochs"] > completed
     if stopped and settings["epochs"] != saved.training["settings"]["epochs"]:
-        raise ValueError(f"{settings['resume']!r} holds a run that ended itself after {completed} epochs "
-                         "(early stopping or the adaptive schedule); it cannot train further: start a new run")
+        raise ValueError(
+            f"{settings['resume']!r} holds a run that ended itself after {completed} epochs "
+            "(early stopping or the adaptive schedule); it cannot train further: start a new run"
+        )
     if not stopped and extended and completed == saved.training["settings"]["epochs"] and restored_best(state, completed):
-        raise ValueError(f"{settings['resume']!r} holds a finished run that ended with the parameters of its best "
-                         f"epoch ({state.stopping.best_epoch}), not of its last ({completed}), so it cannot continue "
-                         "exactly: start a new run with more --epochs")
+        raise ValueError(
+            f"{settings['resume']!r} holds a finished run that ended with the parameters of its best "
+            f"epoch ({state.stopping.best_epoch}), not of its last ({completed}), so it cannot continue "
+            "exactly: start a new run with more --epochs"
+        )
     if stopped and restored_best(state, completed):
         network.set_params(state.stopping.best_params)  # where the uninterrupted run ended
     return network, history, completed, checkpoint.state_on(network, state), 0 if stopped else settings["epochs"] - completed
@@ -785,7 +856,9 @@ def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: flo
         "seconds": seconds,
         "examples_per_second": trained * data.X_train.shape[1] / seconds if trained and seconds > 0 else None,
     }
-    parts = [("train", data.raw_train, data.labels_train)] + ([("test", data.raw_test, data.labels_test)] if data.has_test else [])
+    parts = [("train", data.raw_train, data.labels_train)] + (
+        [("test", data.raw_test, data.labels_test)] if data.has_test else []
+    )
     for part, raw, labels in parts:
         predicted = data.pipeline.predictions(network.forward(data.pipeline.inputs_of(raw)))
         if data.pipeline.task == "classification":
@@ -800,11 +873,15 @@ def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: flo
 
 def print_summary(metrics: dict, data: Prepared) -> None:
     layers = "-".join(map(str, metrics["layers"]))
-    print(f"{metrics['data']}: {metrics['task']}, network {layers} ({metrics['activation']} hidden, "
-          f"{metrics['output']} output) on {metrics['backend']} ({metrics['dtype']})")
+    print(
+        f"{metrics['data']}: {metrics['task']}, network {layers} ({metrics['activation']} hidden, "
+        f"{metrics['output']} output) on {metrics['backend']} ({metrics['dtype']})"
+    )
     speed = f", {metrics['examples_per_second']:,.0f} examples/s" if metrics["examples_per_second"] else ""
-    print(f"{metrics['epochs_this_run']} epochs in {metrics['seconds']:.2f} s{speed} "
-          f"({metrics['train_examples']} training, {metrics['test_examples']} test examples)")
+    print(
+        f"{metrics['epochs_this_run']} epochs in {metrics['seconds']:.2f} s{speed} "
+        f"({metrics['train_examples']} training, {metrics['test_examples']} test examples)"
+    )
     if metrics["last_epoch"] < metrics["epochs"]:
         print(f"training ended itself after epoch {metrics['last_epoch']} of {metrics['epochs']}")
     if metrics["best_epoch"] is not None:
@@ -815,7 +892,11 @@ def print_summary(metrics: dict, data: Prepared) -> None:
     score = "accuracy" if metrics["task"] == "classification" else "r2"
     shown = "accuracy" if score == "accuracy" else "R^2"
     values = [(part, metrics.get(f"{part}_{score}")) for part in ("train", "test")]
-    print("   ".join(f"{'training' if part == 'train' else 'test'} {shown} {value:.4f}" for part, value in values if value is not None))
+    print(
+        "   ".join(
+            f"{'training' if part == 'train' else 'test'} {shown} {value:.4f}" for part, value in values if value is not None
+        )
+    )
 
 
 def json_history(history: dict) -> dict:
@@ -839,8 +920,12 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
     if settings["checkpoint"] is not None:
         write_checkpoint(settings["checkpoint"], len(history["loss"]), history)
     if settings["save"]:
-        checkpoint.save(settings["save"], network, pipeline=data.pipeline.to_dict(),
-                        trained=checkpoint.trained_record(settings, network, history))
+        checkpoint.save(
+            settings["save"],
+            network,
+            pipeline=data.pipeline.to_dict(),
+            trained=checkpoint.trained_record(settings, network, history),
+        )
     if settings["json"]:
         public = {key: value for key, value in settings.items() if key not in ("resume",)}
         payload = json.dumps({"metrics": metrics, "history": json_history(history), "settings": public}, indent=2).encode()
@@ -849,15 +934,26 @@ def write_outputs(settings, network, data: Prepared, history, metrics, write_che
         from .. import plot
 
         task = "classifier" if data.pipeline.task == "classification" else "regression"
-        score = (f"test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics
-                 else f"test R² {metrics['test_r2']:.3f}" if metrics.get("test_r2") is not None else "")
+        score = (
+            f"test accuracy {metrics['test_accuracy']:.3f}"
+            if "test_accuracy" in metrics
+            else f"test R² {metrics['test_r2']:.3f}"
+            if metrics.get("test_r2") is not None
+            else ""
+        )
         optimizer = "" if settings["optimizer"] == "sgd" else f"{settings['optimizer']}, "
-        title = (f"{data.name}: {'-'.join(map(str, network.layers))} {task}, {settings['activation']}, {optimizer}lr {settings['lr']:g}, "
-                 f"{settings['epochs']} epochs" + (f"; {score}" if score else ""))
+        title = (
+            f"{data.name}: {'-'.join(map(str, network.layers))} {task}, {settings['activation']}, "
+            f"{optimizer}lr {settings['lr']:g}, {settings['epochs']} epochs" + (f"; {score}" if score else "")
+        )
         plot.save_training_plot(
-            settings["plot"], network, data.pipeline,
+            settings["plot"],
+            network,
+            data.pipeline,
             train=(data.raw_train, data.labels_train),
             test=(data.raw_test, data.labels_test) if data.has_test else None,
-            history=json_history(history), final_loss=(metrics["train_loss"], metrics["test_loss"]),
-            title=title, domain=data.domain,
+            history=json_history(history),
+            final_loss=(metrics["train_loss"], metrics["test_loss"]),
+            title=title,
+            domain=data.domain,
         )

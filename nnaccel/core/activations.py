@@ -20,9 +20,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 def check_activation(name: str) -> str:
     if name not in HIDDEN_ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; expected one of {', '.join(HIDDEN_ACTIVATIONS)}"
-        )
+        raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(HIDDEN_ACTIVATIONS)}")
     return name
 
 

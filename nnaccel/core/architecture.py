@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .activations import check_activation, check_output
 
@@ -23,16 +22,12 @@ class Architecture:
     output: str
 
     @classmethod
-    def build(cls, layers: Sequence[int], activation: str | Sequence[str], output: str) -> "Architecture":
+    def build(cls, layers: Sequence[int], activation: str | Sequence[str], output: str) -> Architecture:
         if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
-            raise ValueError(
-                f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}"
-            )
+            raise ValueError(f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}")
         layers = tuple(layers)
         if not isinstance(layers, tuple) or len(layers) < 2:
-            raise ValueError(
-                f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}"
-            )
+            raise ValueError(f"layers must list at least two sizes, input and output (e.g. [2, 6, 6, 1]); got {layers!r}")
         for size in layers:
             if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
                 raise ValueError(f"layer sizes must be positive integers; got {size!r} in {list(layers)}")

@@ -81,8 +81,7 @@ def check_X(X, architecture: Architecture, name: str = "X") -> np.ndarray:
     if X.shape[0] != n:
         hint = " (it looks transposed: pass X.T)" if X.shape[1] == n else ""
         raise ValueError(
-            f"{name} has {X.shape[0]} rows but the network's input layer has {n} features; "
-            f"{name} must be (n, m) = ({n}, m){hint}"
+            f"{name} has {X.shape[0]} rows but the network's input layer has {n} features; {name} must be (n, m) = ({n}, m){hint}"
         )
     if X.shape[1] == 0:
         raise ValueError(f"{name} has no examples (m = 0); pass at least one column")
@@ -103,8 +102,7 @@ def check_Y(Y, architecture: Architecture, m: int, name: str = "Y") -> np.ndarra
     if Y.shape[0] != outputs:
         hint = " (it looks transposed: pass Y.T)" if Y.shape == (m, outputs) else ""
         raise ValueError(
-            f"{name} has {Y.shape[0]} rows but the network has {outputs} outputs; "
-            f"{name} must be ({outputs}, m){hint}"
+            f"{name} has {Y.shape[0]} rows but the network has {outputs} outputs; {name} must be ({outputs}, m){hint}"
         )
     _finite(Y, name)
     if architecture.output in ("sigmoid", "softmax") and Y.size and (Y.min() < 0 or Y.max() > 1):

@@ -1,6 +1,6 @@
 """Data: the Playground datasets, users' files, and sources that training reads chunk by chunk.
 
-    from nnaccel.data import NpySource, write_playground_npy
+from nnaccel.data import NpySource, write_playground_npy
 """
 
 from .large import write_playground_npy

@@ -203,9 +203,7 @@ def _read_csv_slowly(path: str, names: list[str]) -> Table:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
             if len(row) != k:
-                raise ValueError(
-                    f"{path!r} line {reader.line_num} has {len(row)} fields but the header names {k} columns"
-                )
+                raise ValueError(f"{path!r} line {reader.line_num} has {len(row)} fields but the header names {k} columns")
             lines.append(reader.line_num)
             for column, cell in zip(cells, row):
                 column.append(cell.strip())

@@ -161,5 +161,9 @@ def _pwrite_all(handle: int, array: np.ndarray, offset: int) -> None:
 
 
 def _print_progress(done: int, total: int, size: int, elapsed: float) -> None:
-    print(f"\rwrote {done:,} of {total:,} points ({size * done / total / 1e9:.2f} of {size / 1e9:.2f} GB) in {elapsed:.0f}s",
-          end="", file=sys.stderr, flush=True)
+    print(
+        f"\rwrote {done:,} of {total:,} points ({size * done / total / 1e9:.2f} of {size / 1e9:.2f} GB) in {elapsed:.0f}s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )

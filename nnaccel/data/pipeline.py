@@ -102,7 +102,7 @@ class Pipeline:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Pipeline":
+    def from_dict(cls, data: dict) -> Pipeline:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         pipeline = cls(**known)
         if pipeline.task not in TASKS or not pipeline.inputs:
@@ -151,7 +151,9 @@ def class_indices(labels: np.ndarray, classes: list) -> np.ndarray:
         lookup = {float(value): index for index, value in enumerate(classes)}
         labels = np.asarray(labels, dtype=np.float64)
     try:
-        return np.fromiter((lookup[value if isinstance(value, str) else float(value)] for value in labels.tolist()), np.int64, len(labels))
+        return np.fromiter(
+            (lookup[value if isinstance(value, str) else float(value)] for value in labels.tolist()), np.int64, len(labels)
+        )
     except KeyError as error:
         raise ValueError(f"label {error.args[0]!r} is not one of the classes {classes}") from None
 

@@ -30,9 +30,7 @@ def check_features(features, where: str = "") -> list[str]:
     features = [features] if isinstance(features, str) else list(features)
     unknown = [name for name in features if name not in FEATURES]
     if unknown or not features:
-        raise ValueError(
-            f"unknown feature(s) {', '.join(unknown) or '(none given)'}{where}; choose from {', '.join(FEATURES)}"
-        )
+        raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'}{where}; choose from {', '.join(FEATURES)}")
     return features
 
 

@@ -27,7 +27,7 @@ import mmap
 import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class DataSource:
         """Chunk boundaries for chunks of about ``columns`` columns (``chunk_size`` overrides it)."""
         return uniform_boundaries(self.m, self.chunk_size or columns)
 
-    def open(self) -> "contextlib.AbstractContextManager[Callable[[int, int], tuple]]":
+    def open(self) -> contextlib.AbstractContextManager[Callable[[int, int], tuple]]:
         """A context whose value reads columns start:stop as (X (n, w), Y (outputs, w)) arrays."""
         raise NotImplementedError
 
@@ -195,8 +195,7 @@ def _check_pair_shapes(X_shape, Y_shape, names) -> tuple[int, int, int]:
     """(n, outputs, m) of the (n, m) X and (outputs, m) or (m,) Y, or a ValueError naming them."""
     if len(X_shape) != 2:
         raise ValueError(
-            f"{names[0]} must be 2-D with shape (n features, m examples), one column per example; "
-            f"got shape {tuple(X_shape)}"
+            f"{names[0]} must be 2-D with shape (n features, m examples), one column per example; got shape {tuple(X_shape)}"
         )
     n, m = X_shape
     if len(Y_shape) == 1:
@@ -386,7 +385,9 @@ class ChunkSource(DataSource):
 
     def _pair(self, item, index: int):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(f"chunk {index} of the iterable is a {type(item).__name__}; each chunk must be a pair (X_chunk, Y_chunk)")
+            raise ValueError(
+                f"chunk {index} of the iterable is a {type(item).__name__}; each chunk must be a pair (X_chunk, Y_chunk)"
+            )
         X_chunk, Y_chunk = (np.asarray(array) for array in item)
         if Y_chunk.ndim == 1:
             Y_chunk = Y_chunk.reshape(1, -1)
@@ -456,8 +457,10 @@ def _open_path(path, role: str):
     path = os.fspath(path)
     if path.endswith(".npy"):
         return NpyFile(path, role)
-    if path.rstrip("/").endswith(".zarr") or os.path.isfile(os.path.join(path, "zarr.json")) or os.path.isfile(
-        os.path.join(path, ".zarray")
+    if (
+        path.rstrip("/").endswith(".zarr")
+        or os.path.isfile(os.path.join(path, "zarr.json"))
+        or os.path.isfile(os.path.join(path, ".zarray"))
     ):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{role} zarr array {path!r} does not exist")
@@ -537,8 +540,7 @@ def check_source(source: DataSource, architecture, passes: int = 1, role: str = 
         )
     if source.n_outputs != outputs:
         raise ValueError(
-            f"{role} data {Y_name} has {source.n_outputs} rows but the network has {outputs} outputs; "
-            f"it must be ({outputs}, m)"
+            f"{role} data {Y_name} has {source.n_outputs} rows but the network has {outputs} outputs; it must be ({outputs}, m)"
         )
     source.passes_left_ok(passes)
 

@@ -6,7 +6,8 @@ import contextlib
 import logging
 import os
 import time
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ..errors import WorkersLost
 
@@ -28,7 +29,9 @@ def require_dask():
         import dask.array  # noqa: F401
         import distributed
     except ImportError as error:
-        raise ImportError(f"Dask training needs dask and distributed ({error}); install them with `pip install 'nnaccel[dask]'`") from None
+        raise ImportError(
+            f"Dask training needs dask and distributed ({error}); install them with `pip install 'nnaccel[dask]'`"
+        ) from None
     return distributed
 
 
@@ -116,7 +119,7 @@ def _local_client(workers: int) -> Iterator:
     except RuntimeError as error:
         raise RuntimeError(
             f"starting the embedded Dask LocalCluster's worker processes failed ({error}); in a script, run "
-            "the training under `if __name__ == \"__main__\":`, since each worker process imports the main module"
+            'the training under `if __name__ == "__main__":`, since each worker process imports the main module'
         ) from error
     try:
         client = distributed.Client(cluster, set_as_default=False)
@@ -175,12 +178,12 @@ def _restarting(client) -> bool:
     from distributed.core import Status
 
     nannies = getattr(getattr(client, "cluster", None), "workers", None) or {}
-    return any(getattr(getattr(nanny, "process", None), "status", None) == Status.starting
-               for nanny in list(nannies.values()))
+    return any(getattr(getattr(nanny, "process", None), "status", None) == Status.starting for nanny in list(nannies.values()))
 
 
 def killed_worker_error(error: Exception) -> WorkersLost:
     """A ``WorkersLost`` for Dask's ``KilledWorker``: each worker that ran one task died (Dask gives
     up after ``distributed.scheduler.allowed-failures`` of them), typically out of memory."""
-    return WorkersLost(f"Dask workers kept dying while running one task, often for want of memory: a smaller "
-                       f"chunk_size needs less ({error})")
+    return WorkersLost(
+        f"Dask workers kept dying while running one task, often for want of memory: a smaller chunk_size needs less ({error})"
+    )

@@ -16,16 +16,16 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from ..backends import check_name
+from ..core.validation import check_X, check_Y
 from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
 from ..errors import WorkersLost
 from ..nn.training import RunSettings, TrainingState, check_hyperparameters, check_run, run_epochs
 from ..optim import Hyperparameters
-from ..core.validation import check_X, check_Y
 from . import worker
 from .arrays import from_npy
 from .cluster import CONNECT_TIMEOUT, connect, killed_worker_error, wait_with_workers
@@ -107,8 +107,9 @@ def fit(
         persisted.callback(trainer.release)
         measure_validation = None
         if validation_data is not None:
-            measure_validation = _validation_measure(client, network, validation_data, worker_count, chunk_size,
-                                                     worker_backend, timeout, persisted)
+            measure_validation = _validation_measure(
+                client, network, validation_data, worker_count, chunk_size, worker_backend, timeout, persisted
+            )
         plan = network.plan(None, optimizer)
         settings = RunSettings(Hyperparameters(lr, l1, l2), plan, schedule, stopping, trainer.m)
         return run_epochs(
@@ -139,8 +140,9 @@ def _validation_measure(client, network, validation_data, worker_count, chunk_si
     else persisted on the cluster (released when ``persisted`` closes) and evaluated there."""
     if isinstance(validation_data[0], np.ndarray):
         return _client_loss(network, validation_data)
-    evaluator = DataParallel(client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend,
-                             timeout)
+    evaluator = DataParallel(
+        client, network, *_as_dask(validation_data, network, worker_count, chunk_size), worker_backend, timeout
+    )
     persisted.callback(evaluator.release)
     return evaluator.mean_loss
 
@@ -211,8 +213,15 @@ class DataParallel:
             if workers[0] is not None:
                 target = {"workers": [workers[index % len(workers)]], "allow_other_workers": True}
             with dask.annotate(**target):
-                pair = place(X_block, Y_block, self.architecture, worker_backend, self.dtype.name, int(starts[index]),
-                             dask_key_name=f"nnaccel-chunk-{index}-{uuid.uuid4().hex}")  # this run's own keys
+                pair = place(
+                    X_block,
+                    Y_block,
+                    self.architecture,
+                    worker_backend,
+                    self.dtype.name,
+                    int(starts[index]),
+                    dask_key_name=f"nnaccel-chunk-{index}-{uuid.uuid4().hex}",
+                )  # this run's own keys
             self.chunks.append(client.compute(pair))
         try:
             self._wait_until_placed()
@@ -297,8 +306,10 @@ def tree_sum(parts: list, add, fan_in: int = TREE_FAN_IN) -> object:
 
     add = dask.delayed(add, pure=False)
     while len(parts) > 1:
-        parts = [add(*parts[start : start + fan_in]) if len(parts[start : start + fan_in]) > 1 else parts[start]
-                 for start in range(0, len(parts), fan_in)]
+        parts = [
+            add(*parts[start : start + fan_in]) if len(parts[start : start + fan_in]) > 1 else parts[start]
+            for start in range(0, len(parts), fan_in)
+        ]
     return parts[0]
 
 

@@ -49,8 +49,15 @@ class SavedModel:
     state: TrainingState | None = None  # a checkpoint's optimizer, schedule and stopping state (NumPy arrays)
 
 
-def save(path: str | os.PathLike, network: Network, *, pipeline: dict | None = None, training: dict | None = None,
-         trained: dict | None = None, state: TrainingState | None = None) -> None:
+def save(
+    path: str | os.PathLike,
+    network: Network,
+    *,
+    pipeline: dict | None = None,
+    training: dict | None = None,
+    trained: dict | None = None,
+    state: TrainingState | None = None,
+) -> None:
     """Write ``network`` with its records to one ``.npz`` file, atomically; ``trained`` (see
     ``trained_record``) says what trained it, for ``nnaccel info --model``; ``state`` (with
     ``training``) is the run's optimizer, schedule and early-stopping state."""
@@ -92,9 +99,27 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
 
 
 # the training settings a model file records about its run
-TRAINED_SETTINGS = ("dataset", "data", "epochs", "lr", "batch_size", "activation", "hidden", "optimizer",
-                    "momentum", "beta1", "beta2", "eps", "weight_decay", "lr_schedule", "early_stopping",
-                    "regularization", "reg_rate", "seed", "ratio")
+TRAINED_SETTINGS = (
+    "dataset",
+    "data",
+    "epochs",
+    "lr",
+    "batch_size",
+    "activation",
+    "hidden",
+    "optimizer",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "lr_schedule",
+    "early_stopping",
+    "regularization",
+    "reg_rate",
+    "seed",
+    "ratio",
+)
 
 
 def trained_record(settings: dict, network: Network, history: dict | None = None) -> dict:
@@ -120,8 +145,11 @@ def check_training_record(training, path: str) -> None:
         problem = "the training record has no settings"
     elif not isinstance(training.get("history"), dict) or not isinstance(training["history"].get("loss"), list):
         problem = "the training record has no history of losses"
-    elif (isinstance(training.get("epochs_completed"), bool) or not isinstance(training.get("epochs_completed"), int)
-          or training["epochs_completed"] < 0):
+    elif (
+        isinstance(training.get("epochs_completed"), bool)
+        or not isinstance(training.get("epochs_completed"), int)
+        or training["epochs_completed"] < 0
+    ):
         problem = "the training record has no count of epochs completed"
     if problem:
         _damaged(path, problem)
@@ -143,8 +171,12 @@ def state_entries(network: Network, state: TrainingState) -> tuple[dict, dict]:
         stopping = state.stopping
         best = [(backend.to_numpy(W), backend.to_numpy(b)) for W, b in stopping.best_params]
         arrays.update(_named("stopping_best", best))
-        record["stopping"] = {"best": _finite_or_none(stopping.best), "best_epoch": stopping.best_epoch,
-                              "bad_epochs": stopping.bad_epochs, "best_params": len(best)}
+        record["stopping"] = {
+            "best": _finite_or_none(stopping.best),
+            "best_epoch": stopping.best_epoch,
+            "bad_epochs": stopping.bad_epochs,
+            "best_params": len(best),
+        }
     return record, arrays
 
 
@@ -181,13 +213,24 @@ def read_state(path: str, training: dict, params: list) -> TrainingState:
             return TrainingState(
                 optimizer=_optimizer_state(path, record.get("optimizer"), archive, params, optimizer),
                 schedule=_schedule_state(path, record.get("schedule")) if schedule is not None else None,
-                stopping=_stopping_state(path, record.get("stopping"), archive, params) if settings.get("early_stopping") else None,
+                stopping=_stopping_state(path, record.get("stopping"), archive, params)
+                if settings.get("early_stopping")
+                else None,
             )
     except DamagedCheckpoint:
         raise
     # a damaged member of the archive: the same many types read_model_file meets
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, RuntimeError, NotImplementedError, ValueError,
-            zlib.error, struct.error) as error:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        KeyError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+        zlib.error,
+        struct.error,
+    ) as error:
         _damaged(path, f"its optimizer state cannot be read ({error})")
 
 
@@ -219,8 +262,9 @@ def _schedule_state(path: str, record) -> ScheduleState:
         _damaged(path, "its learning-rate schedule state is missing or incomplete")
     state = ScheduleState(**{key: math.inf if key == "best" and value is None else value for key, value in record.items()})
     numbers = (state.base_lr, state.lr, state.best)
-    if not all(_number(value) for value in numbers) or not all(_whole(value) for value in (state.epochs, state.examples,
-                                                                                            state.bad_epochs, state.cooldown)):
+    if not all(_number(value) for value in numbers) or not all(
+        _whole(value) for value in (state.epochs, state.examples, state.bad_epochs, state.cooldown)
+    ):
         _damaged(path, "its learning-rate schedule state holds values that are not numbers")
     if not isinstance(state.finished, bool):
         _damaged(path, "its learning-rate schedule state holds values that are not numbers")
@@ -276,5 +320,7 @@ def state_on(network: Network, state: TrainingState) -> TrainingState:
     to the network's backend (the optimizer's are loaded into the plan by ``fit``)."""
     if state.stopping is not None and state.stopping.best_params:
         backend, dtype = network.backend, network.dtype
-        state.stopping.best_params = [(backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in state.stopping.best_params]
+        state.stopping.best_params = [
+            (backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in state.stopping.best_params
+        ]
     return state

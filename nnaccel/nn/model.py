@@ -31,8 +31,15 @@ class Model:
     it (nnaccel version, backend, settings; None if the file does not say); ``path``: the file read.
     """
 
-    def __init__(self, network: Network, pipeline: Pipeline | None = None, *, training: dict | None = None,
-                 trained: dict | None = None, path: str | None = None):
+    def __init__(
+        self,
+        network: Network,
+        pipeline: Pipeline | None = None,
+        *,
+        training: dict | None = None,
+        trained: dict | None = None,
+        path: str | None = None,
+    ):
         self.network = network
         self.trained = trained
         self.pipeline = pipeline if pipeline is not None else identity_pipeline(network.layers, network.output)
@@ -139,8 +146,10 @@ def pipeline_problem(pipeline: Pipeline, network: Network) -> str | None:
     if not isinstance(inputs, list) or not inputs or not all(isinstance(name, str) for name in inputs):
         return "its input names are not a list of column names"
     if pipeline.features is not None:
-        if not isinstance(pipeline.features, list) or not pipeline.features or any(
-            name not in FEATURES for name in pipeline.features
+        if (
+            not isinstance(pipeline.features, list)
+            or not pipeline.features
+            or any(name not in FEATURES for name in pipeline.features)
         ):
             return f"its Playground features {pipeline.features!r} are not among {', '.join(FEATURES)}"
         if len(inputs) != 2:
@@ -167,8 +176,10 @@ def pipeline_problem(pipeline: Pipeline, network: Network) -> str | None:
     if pipeline.n_inputs != network.layers[0]:
         return f"its preprocessing makes {pipeline.n_inputs} inputs for a {network.layers[0]}-input network"
     if pipeline.n_outputs != network.layers[-1] or pipeline.output != network.output:
-        return (f"its preprocessing expects {pipeline.n_outputs} {pipeline.output} output(s) but the network has "
-                f"{network.layers[-1]} {network.output} output(s)")
+        return (
+            f"its preprocessing expects {pipeline.n_outputs} {pipeline.output} output(s) but the network has "
+            f"{network.layers[-1]} {network.output} output(s)"
+        )
     return None
 
 
@@ -195,8 +206,7 @@ def choose_columns(names: list[str], pipeline: Pipeline, where: str) -> list[int
         missing = [name for name in wanted if name not in names]
         raise ValueError(
             f"{where} has {len(names)} column(s) ({', '.join(names)}) but the model takes {len(wanted)} input(s) "
-            f"({', '.join(wanted)})" + (f"; missing: {', '.join(missing)}" if present else "")
-            + "; give rows with those columns"
+            f"({', '.join(wanted)})" + (f"; missing: {', '.join(missing)}" if present else "") + "; give rows with those columns"
         )
     return columns
 

@@ -8,18 +8,18 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..backends import Backend, resolve
+from ..core.architecture import Architecture
+from ..core.validation import check_non_negative, check_positive, check_representable, check_seed, check_X, check_Y, resolve_dtype
 from ..data.sources import as_source, check_source
 from ..io import atomic_write
 from ..optim import resolve_optimizer
 from . import training
-from ..core.architecture import Architecture
 from .initialization import initial_params
-from ..core.validation import check_non_negative, check_positive, check_representable, check_seed, check_X, check_Y, resolve_dtype
 
 MODEL_FORMAT = "nnaccel-model"
 MODEL_FORMAT_VERSION = 1
@@ -345,7 +345,7 @@ class Network:
         atomic_write(path, lambda handle: np.savez(handle, **entries))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> "Network":
+    def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> Network:
         """Read a network written by ``save``, onto ``backend`` (None: the current backend).
 
         A file from ``nnaccel train --save`` also carries preprocessing, which the bare network
@@ -357,7 +357,7 @@ class Network:
         return from_file_config(cls, os.fspath(path), config, params, backend)
 
     @classmethod
-    def from_config(cls, config: dict, params: list, backend: str | Backend | None = None) -> "Network":
+    def from_config(cls, config: dict, params: list, backend: str | Backend | None = None) -> Network:
         """A network from ``config()`` and ``get_params()``-shaped parameters.
 
         No initial weights are drawn: the parameters are checked against the config's layer sizes
@@ -389,7 +389,7 @@ class Network:
         write_onnx(path, network_graph(self.architecture, self.get_params()))
 
     @classmethod
-    def from_sklearn(cls, estimator, *, backend: str | Backend | None = None, dtype=None) -> "Network":
+    def from_sklearn(cls, estimator, *, backend: str | Backend | None = None, dtype=None) -> Network:
         """A network with the layers, activations and parameters of a fitted scikit-learn
         ``MLPClassifier`` or ``MLPRegressor``; ``dtype`` None keeps the estimator's (float64 unless
         fitted on float32). Its ``predict_proba(X.T)`` is the estimator's output layer (a binary
@@ -399,7 +399,7 @@ class Network:
         return cls._from_peer(from_sklearn(estimator), backend, dtype or peer_dtype(estimator))
 
     @classmethod
-    def from_torch(cls, module, *, backend: str | Backend | None = None, dtype=None) -> "Network":
+    def from_torch(cls, module, *, backend: str | Backend | None = None, dtype=None) -> Network:
         """A network from a ``torch.nn.Sequential`` of ``Linear`` layers, each followed by at most one
         of Sigmoid, Tanh, ReLU, LeakyReLU(0.01), ELU(1.0), SELU or Identity (Sigmoid, Softmax(dim=1)
         or nothing after the last); anything else is refused by name. ``dtype`` None keeps the
@@ -409,7 +409,7 @@ class Network:
         return cls._from_peer(from_torch(module), backend, dtype or peer_dtype(module))
 
     @classmethod
-    def _from_peer(cls, converted, backend, dtype) -> "Network":
+    def _from_peer(cls, converted, backend, dtype) -> Network:
         layers, activations, output, params = converted
         network = cls(layers, activations, output, backend=backend, dtype=dtype)
         network.set_params(params)
@@ -441,7 +441,7 @@ def _warn_preprocessing(path, pipeline: dict) -> None:
     )
 
 
-def from_file_config(cls, path: str, config: dict, params: list, backend) -> "Network":
+def from_file_config(cls, path: str, config: dict, params: list, backend) -> Network:
     """``cls.from_config`` for a file's config and arrays, with any problem a ValueError naming the file."""
     try:
         return cls.from_config(config, params, backend)
@@ -479,8 +479,16 @@ def read_model_file(path: str | os.PathLike, record_names=()) -> tuple[dict, lis
     # zipfile and np.load raise many types for a damaged archive (a flipped flag bit gives
     # NotImplementedError or RuntimeError, a damaged stream zlib.error or struct.error)
     except (
-        zipfile.BadZipFile, EOFError, KeyError, OSError, TypeError, NotImplementedError, RuntimeError,
-        zlib.error, struct.error, json.JSONDecodeError,
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        OSError,
+        TypeError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+        struct.error,
+        json.JSONDecodeError,
     ) as error:
         raise ValueError(f"{path!r} is not a readable nnaccel model file (truncated or corrupt: {error})") from error
     except ValueError as error:

@@ -32,9 +32,7 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise ImportError(
-            "ONNX export needs the onnx package: pip install 'nnaccel[onnx]' (or pip install onnx)"
-        ) from None
+        raise ImportError("ONNX export needs the onnx package: pip install 'nnaccel[onnx]' (or pip install onnx)") from None
     return onnx
 
 
@@ -85,8 +83,7 @@ def _activation(graph: _Graph, value: str, activation: str, output: str | None =
 def _layers(graph: _Graph, value: str, architecture, params, output: str | None = None) -> str:
     """The network's layers on ``value`` (batch, n): its output layer's activations (batch, outputs)."""
     for index, (W, b) in enumerate(params):
-        A = graph.node("Gemm", [value, graph.constant(f"W{index}", W), graph.constant(f"b{index}", np.reshape(b, -1))],
-                       transB=1)
+        A = graph.node("Gemm", [value, graph.constant(f"W{index}", W), graph.constant(f"b{index}", np.reshape(b, -1))], transB=1)
         last = index == len(params) - 1
         value = _activation(graph, A, architecture.layer_activation(index), output if last else None)
     return value
@@ -169,16 +166,24 @@ def model_graph(architecture, params: list, pipeline):
     if pipeline.features:
         value = _features(graph, value, pipeline.features)
     float32 = onnx.TensorProto.FLOAT
-    metadata = {**_network_metadata(architecture), "nnaccel.inputs": list(pipeline.inputs),
-                "nnaccel.features": pipeline.features, "nnaccel.task": pipeline.task}
+    metadata = {
+        **_network_metadata(architecture),
+        "nnaccel.inputs": list(pipeline.inputs),
+        "nnaccel.features": pipeline.features,
+        "nnaccel.task": pipeline.task,
+    }
     if pipeline.task == "classification":
         H = _layers(graph, value, architecture, params)
         if architecture.output == "sigmoid":  # [1 - p, p], and class 1 where p >= 0.5, as nnaccel predict
-            probabilities = graph.node("Concat", [graph.node("Sub", [graph.constant("one", [1.0]), H]), H], "probabilities", axis=1)
-            index = graph.node("Cast", [graph.node("GreaterOrEqual", [H, graph.constant("half", [0.5])])], to=onnx.TensorProto.INT64)
+            graph.node(  # the graph output "probabilities"
+                "Concat", [graph.node("Sub", [graph.constant("one", [1.0]), H]), H], "probabilities", axis=1
+            )
+            index = graph.node(
+                "Cast", [graph.node("GreaterOrEqual", [H, graph.constant("half", [0.5])])], to=onnx.TensorProto.INT64
+            )
             index = graph.node("Squeeze", [index, graph.constant("axis", [1], np.int64)])
         else:
-            probabilities = graph.node("Identity", [H], "probabilities")
+            graph.node("Identity", [H], "probabilities")  # a graph output of its own
             index = graph.node("ArgMax", [H], axis=1, keepdims=0)
         values = _class_values(pipeline.classes)
         graph.node("Gather", [graph.constant("classes", values, None), index], "label", axis=0)
@@ -188,12 +193,19 @@ def model_graph(architecture, params: list, pipeline):
             onnx.helper.make_tensor_value_info("label", label_type, ["batch"]),
         ]
         metadata["nnaccel.classes"] = list(pipeline.classes)
-        described = f"probabilities (batch, {len(pipeline.classes)}) of the classes in metadata nnaccel.classes, and label (batch,)"
+        described = (
+            f"probabilities (batch, {len(pipeline.classes)}) of the classes in metadata nnaccel.classes, and label (batch,)"
+        )
     else:
         H = _layers(graph, value, architecture, params)
         if pipeline.target_mean is not None:
-            H = graph.node("Add", [graph.node("Mul", [H, graph.constant("target_scale", pipeline.target_scale)]),
-                                   graph.constant("target_mean", pipeline.target_mean)])
+            H = graph.node(
+                "Add",
+                [
+                    graph.node("Mul", [H, graph.constant("target_scale", pipeline.target_scale)]),
+                    graph.constant("target_mean", pipeline.target_mean),
+                ],
+            )
         graph.node("Identity", [H], "prediction")
         outputs = [onnx.helper.make_tensor_value_info("prediction", float32, ["batch", architecture.layers[-1]])]
         described = f"prediction (batch, {architecture.layers[-1]}) in the label's units"

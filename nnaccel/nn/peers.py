@@ -80,7 +80,9 @@ def _torch_activation(module, position: str) -> str | None:
             return name
     if type(module) is nn.LeakyReLU:
         if module.negative_slope != LEAKY_RELU_SLOPE:
-            raise ValueError(f"LeakyReLU(negative_slope={module.negative_slope}): nnaccel's leaky_relu has slope {LEAKY_RELU_SLOPE}")
+            raise ValueError(
+                f"LeakyReLU(negative_slope={module.negative_slope}): nnaccel's leaky_relu has slope {LEAKY_RELU_SLOPE}"
+            )
         return "leaky_relu"
     if type(module) is nn.ELU:
         if module.alpha != ELU_ALPHA:
@@ -118,11 +120,11 @@ def from_torch(module) -> tuple[list[int], list[str], str, list]:
             raise ValueError(f"Linear layer {number + 1} is followed by {len(names)} activations; nnaccel has one per layer")
         name = names[0] if names else "identity"
         if params and params[-1][0].shape[0] != layer.in_features:
-            raise ValueError(f"Linear layer {number + 1} takes {layer.in_features} inputs but the layer before gives "
-                             f"{params[-1][0].shape[0]}")
+            raise ValueError(
+                f"Linear layer {number + 1} takes {layer.in_features} inputs but the layer before gives {params[-1][0].shape[0]}"
+            )
         W = layer.weight.detach().cpu().to(torch.float64).numpy().copy()
-        b = (layer.bias.detach().cpu().to(torch.float64).numpy().copy() if layer.bias is not None
-             else np.zeros(layer.out_features))
+        b = layer.bias.detach().cpu().to(torch.float64).numpy().copy() if layer.bias is not None else np.zeros(layer.out_features)
         params.append((W, b.reshape(-1, 1)))
         if position == "hidden":
             activations.append(name)

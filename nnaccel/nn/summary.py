@@ -19,19 +19,23 @@ def network_lines(network) -> list[str]:
     for index, (fan_in, fan_out) in enumerate(zip(layers[:-1], layers[1:])):
         activation = network.architecture.layer_activation(index)
         kind = "output" if index == len(layers) - 2 else "hidden"
-        lines.append(f"  layer {index + 1} ({kind}): {fan_in} -> {fan_out}, {activation}, "
-                     f"{fan_out * (fan_in + 1):,} parameters")
+        lines.append(f"  layer {index + 1} ({kind}): {fan_in} -> {fan_out}, {activation}, {fan_out * (fan_in + 1):,} parameters")
     return lines
 
 
 def _preprocessing_lines(pipeline) -> list[str]:
     lines = [f"task: {pipeline.task}"]
-    lines.append(f"inputs ({len(pipeline.inputs)}): {', '.join(pipeline.inputs)}"
-                 + (f"; label column {pipeline.label!r}" if pipeline.label else ""))
+    lines.append(
+        f"inputs ({len(pipeline.inputs)}): {', '.join(pipeline.inputs)}"
+        + (f"; label column {pipeline.label!r}" if pipeline.label else "")
+    )
     if pipeline.mean is not None:
-        lines.append("standardised with the training part's mean and standard deviation: "
-                     + ", ".join(f"{name} ({mean:.4g}, {scale:.4g})"
-                                 for name, mean, scale in zip(pipeline.inputs, pipeline.mean, pipeline.scale)))
+        lines.append(
+            "standardised with the training part's mean and standard deviation: "
+            + ", ".join(
+                f"{name} ({mean:.4g}, {scale:.4g})" for name, mean, scale in zip(pipeline.inputs, pipeline.mean, pipeline.scale)
+            )
+        )
     else:
         lines.append("inputs taken as they are (no standardisation)")
     if pipeline.features:
@@ -39,8 +43,10 @@ def _preprocessing_lines(pipeline) -> list[str]:
     if pipeline.task == "classification":
         lines.append(f"classes ({len(pipeline.classes)}): {', '.join(map(str, pipeline.classes))}")
     elif pipeline.target_mean is not None:
-        lines.append("target standardised: "
-                     + ", ".join(f"({mean:.4g}, {scale:.4g})" for mean, scale in zip(pipeline.target_mean, pipeline.target_scale)))
+        lines.append(
+            "target standardised: "
+            + ", ".join(f"({mean:.4g}, {scale:.4g})" for mean, scale in zip(pipeline.target_mean, pipeline.target_scale))
+        )
     return lines
 
 
@@ -48,8 +54,9 @@ def _training_lines(training: dict | None, trained: dict | None) -> list[str]:
     record = dict(trained or {})
     if training is not None:
         record.setdefault("epochs_completed", training.get("epochs_completed"))
-        record.update({key: value for key, value in training.get("settings", {}).items()
-                       if key in TRAINING_SETTINGS and key not in record})
+        record.update(
+            {key: value for key, value in training.get("settings", {}).items() if key in TRAINING_SETTINGS and key not in record}
+        )
         history = training.get("history")
         if isinstance(history, dict) and "best_epoch" in history:  # early stopping's best epoch so far
             record.setdefault("best_epoch", history["best_epoch"])
@@ -60,9 +67,28 @@ def _training_lines(training: dict | None, trained: dict | None) -> list[str]:
 
 
 # the settings of a checkpoint's training record worth showing
-TRAINING_SETTINGS = ("dataset", "data", "epochs", "lr", "batch_size", "activation", "hidden", "optimizer",
-                     "momentum", "beta1", "beta2", "eps", "weight_decay", "lr_schedule", "early_stopping",
-                     "regularization", "reg_rate", "seed", "backend", "ratio")
+TRAINING_SETTINGS = (
+    "dataset",
+    "data",
+    "epochs",
+    "lr",
+    "batch_size",
+    "activation",
+    "hidden",
+    "optimizer",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "lr_schedule",
+    "early_stopping",
+    "regularization",
+    "reg_rate",
+    "seed",
+    "backend",
+    "ratio",
+)
 
 
 def model_summary(model) -> str:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, field
 import numbers
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.validation import check_non_negative, check_positive, check_X, check_Y
 from ..data.sources import (
     DataSource,
     as_source,
@@ -41,7 +42,6 @@ from ..optim import (
     resolve_optimizer,
     resolve_schedule,
 )
-from ..core.validation import check_non_negative, check_positive, check_X, check_Y
 
 
 @dataclass
@@ -104,9 +104,7 @@ def check_run(optimizer, lr_schedule, early_stopping, validation) -> tuple:
     schedule = resolve_schedule(lr_schedule)
     stopping = resolve_early_stopping(early_stopping)
     if stopping is not None and stopping.needs_validation and validation is None:
-        raise ValueError(
-            "early_stopping watches the validation loss: pass validation=(X_validation, Y_validation) too"
-        )
+        raise ValueError("early_stopping watches the validation loss: pass validation=(X_validation, Y_validation) too")
     return optimizer, schedule, stopping
 
 
@@ -179,7 +177,8 @@ def prepare_with_notice(network, batch_size: int | None, delay: float = 0.5, str
     stream = stream if stream is not None else sys.stderr
     names = "/".join(dict.fromkeys(network.activations + [network.output]))
     notice = threading.Timer(
-        delay, lambda: print(f"nnaccel: compiling {network.backend.name} kernels for {names} (first run only)", file=stream, flush=True)
+        delay,
+        lambda: print(f"nnaccel: compiling {network.backend.name} kernels for {names} (first run only)", file=stream, flush=True),
     )
     notice.daemon = True
     started = time.perf_counter()

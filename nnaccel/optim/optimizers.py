@@ -66,8 +66,10 @@ class SGD:
     nesterov: bool = False
 
     def __post_init__(self):
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or not (
-            math.isfinite(self.momentum) and self.momentum >= 0
+        if (
+            isinstance(self.momentum, bool)
+            or not isinstance(self.momentum, (int, float))
+            or not (math.isfinite(self.momentum) and self.momentum >= 0)
         ):
             raise ValueError(f"momentum must be a finite number >= 0 such as 0.9; got {self.momentum!r}")
         if not isinstance(self.nesterov, bool):
@@ -130,7 +132,9 @@ class Adam:
         state.step += 1
         step_size, bias2_sqrt, decay = self.coefficients(hyper.lr, state.step)
         for (W, b), (dW, db), (m_W, m_b), (v_W, v_b) in zip(params, grads, state.first, state.second):
-            backend.adam_update(W, dW, m_W, v_W, step_size, self.beta1, self.beta2, self.eps, bias2_sqrt, decay, hyper.l1, hyper.l2)
+            backend.adam_update(
+                W, dW, m_W, v_W, step_size, self.beta1, self.beta2, self.eps, bias2_sqrt, decay, hyper.l1, hyper.l2
+            )
             backend.adam_update(b, db, m_b, v_b, step_size, self.beta1, self.beta2, self.eps, bias2_sqrt, 1.0, 0.0, 0.0)
 
 

@@ -233,7 +233,9 @@ def resolve_schedule(schedule) -> Schedule | None:
     try:
         return kind(**keywords)
     except TypeError:
-        raise ValueError(f"lr_schedule {name!r} needs its arguments {', '.join(names)}, such as {name}:{_example(kind)}") from None
+        raise ValueError(
+            f"lr_schedule {name!r} needs its arguments {', '.join(names)}, such as {name}:{_example(kind)}"
+        ) from None
 
 
 def _number(text: str, schedule: str) -> int | float:

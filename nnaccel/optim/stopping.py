@@ -9,8 +9,8 @@ Its numbers between epochs are a ``StoppingState``, which a checkpoint saves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass
@@ -45,8 +45,10 @@ class EarlyStopping:
     def __post_init__(self):
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise ValueError(f"early_stopping (the patience) must be a whole number >= 1 such as 10; got {self.patience!r}")
-        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) or not (
-            math.isfinite(self.min_delta) and self.min_delta >= 0
+        if (
+            isinstance(self.min_delta, bool)
+            or not isinstance(self.min_delta, (int, float))
+            or not (math.isfinite(self.min_delta) and self.min_delta >= 0)
         ):
             raise ValueError(f"min_delta must be a finite number >= 0; got {self.min_delta!r}")
         if not callable(self.monitor) and self.monitor not in ("val_loss", "loss"):

@@ -102,8 +102,15 @@ class _NNBase(BaseEstimator):
             # drawn after the initial weights and the split, from the same random_state
             self._shuffle_seed, self._epochs_run = int(random_state.randint(np.iinfo(np.int32).max)), 0
         StochasticRun(
-            self, network, settings, X, Y, validation=validation, seed=self._shuffle_seed,
-            start_epoch=self._epochs_run, incremental=incremental,
+            self,
+            network,
+            settings,
+            X,
+            Y,
+            validation=validation,
+            seed=self._shuffle_seed,
+            start_epoch=self._epochs_run,
+            incremental=incremental,
         ).run()
 
     def _ensure_stochastic_attributes(self) -> None:
@@ -137,8 +144,13 @@ class _NNBase(BaseEstimator):
         """A network holding ``coefs_``; ``dtype`` None is the ``dtype`` parameter's."""
         import nnaccel as nna
 
-        network = nna.Network(layer_units, activation=activation, output=_OUTPUTS[self.out_activation_],
-                              backend=self.backend, dtype=dtype or self.dtype)
+        network = nna.Network(
+            layer_units,
+            activation=activation,
+            output=_OUTPUTS[self.out_activation_],
+            backend=self.backend,
+            dtype=dtype or self.dtype,
+        )
         network.set_params(self._nnaccel_params())
         return network
 
@@ -155,8 +167,12 @@ class _NNBase(BaseEstimator):
         from ..core.validation import resolve_dtype
 
         network = getattr(self, "_network", None)
-        if (network is None or network.activations != [settings.activation] * len(settings.hidden)
-                or network.dtype != resolve_dtype(self.dtype) or network.backend is not resolve(self.backend)):
+        if (
+            network is None
+            or network.activations != [settings.activation] * len(settings.hidden)
+            or network.dtype != resolve_dtype(self.dtype)
+            or network.backend is not resolve(self.backend)
+        ):
             network = self._build_network(layer_units, settings.activation)
         return network
 
@@ -379,14 +395,12 @@ class NNRegressor(RegressorMixin, _NNBase):
     def _check_loss(self) -> None:
         if self.loss != "squared_error":
             raise ValueError(
-                f"loss must be 'squared_error' (nnaccel's identity output trains half the mean squared error); "
-                f"got {self.loss!r}"
+                f"loss must be 'squared_error' (nnaccel's identity output trains half the mean squared error); got {self.loss!r}"
             )
 
     def _validate_input(self, X, y, *, incremental, reset, classes):
         """(X rows, Y (m, targets), y as given)."""
-        X, y = validate_data(self, X, y, dtype=_DATA_TYPES, y_numeric=True, multi_output=True,
-                             ensure_min_samples=1, reset=reset)
+        X, y = validate_data(self, X, y, dtype=_DATA_TYPES, y_numeric=True, multi_output=True, ensure_min_samples=1, reset=reset)
         if reset:
             self._targets = y.ndim
         return X, np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1), y

@@ -86,7 +86,7 @@ def batch_size(value, n_samples: int) -> int:
     if value is None or value == "auto":
         return min(200, n_samples)
     if value > n_samples:
-        warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+        warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped", stacklevel=3)
     return min(int(value), n_samples)
 
 

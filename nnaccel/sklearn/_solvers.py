@@ -106,16 +106,22 @@ class StochasticRun:
         epochs = 1 if self.incremental else int(estimator.max_iter)
         try:
             network.fit(
-                np.ascontiguousarray(self.X.T), np.ascontiguousarray(self.Y.T),
-                epochs=self.start_epoch + epochs, start_epoch=self.start_epoch,
-                lr=float(estimator.learning_rate_init), batch_size=self.batch_size,
+                np.ascontiguousarray(self.X.T),
+                np.ascontiguousarray(self.Y.T),
+                epochs=self.start_epoch + epochs,
+                start_epoch=self.start_epoch,
+                lr=float(estimator.learning_rate_init),
+                batch_size=self.batch_size,
                 # scikit-learn adds alpha W to the batch's summed gradient: alpha / batch of the mean
                 l2=self.alpha / self.batch_size,
-                shuffle=bool(estimator.shuffle), seed=self.seed,
-                optimizer=self.settings.optimizer, lr_schedule=EndOfEpoch(self), state=state,
+                shuffle=bool(estimator.shuffle),
+                seed=self.seed,
+                optimizer=self.settings.optimizer,
+                lr_schedule=EndOfEpoch(self),
+                state=state,
             )
         except TrainingInterrupted:
-            warnings.warn("Training interrupted by user.")  # as scikit-learn: keep what was learnt
+            warnings.warn("Training interrupted by user.", stacklevel=3)  # as scikit-learn: keep what was learnt
         except TrainingDiverged as error:  # scikit-learn's error type and words, with nnaccel's detail
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large values and need "
@@ -129,6 +135,7 @@ class StochasticRun:
                 f"Stochastic Optimizer: Maximum iterations ({estimator.max_iter}) reached and the optimization "
                 "hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         if estimator.early_stopping:
             network.set_params(estimator._best_params)
@@ -151,8 +158,9 @@ class StochasticRun:
             schedule_state.lr = float(estimator.learning_rate_init) / (estimator.t_ + 1) ** float(estimator.power_t)
         if estimator._no_improvement_count > estimator.n_iter_no_change:
             watched = "Validation score" if estimator.early_stopping else "Training loss"
-            message = (f"{watched} did not improve more than tol={estimator.tol:f} for "
-                       f"{estimator.n_iter_no_change} consecutive epochs.")
+            message = (
+                f"{watched} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} consecutive epochs."
+            )
             if sgd and estimator.learning_rate == "adaptive" and schedule_state.lr > _ADAPTIVE_MIN_LR:
                 schedule_state.lr /= 5.0
                 estimator._no_improvement_count = 0
@@ -233,9 +241,7 @@ class FullBatchObjective:
         )
         scale = self.alpha / self.m
         loss = backend.to_float(total) / self.m + 0.5 * scale * squared_weights(params)
-        grads = [
-            (backend.to_numpy(dW) + scale * W, backend.to_numpy(db)) for (dW, db), (W, _) in zip(self.grads, params)
-        ]
+        grads = [(backend.to_numpy(dW) + scale * W, backend.to_numpy(db)) for (dW, db), (W, _) in zip(self.grads, params)]
         self.last = (packed.copy(), loss)
         return loss, self.pack(grads)
 
