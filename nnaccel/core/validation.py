@@ -120,11 +120,11 @@ def check_Y(Y, architecture: Architecture, m: int, name: str = "Y") -> np.ndarra
 
 
 def check_positive(value, name: str, kind: type = numbers.Real) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:  # type: ignore[operator]  # kind is a number type
         expected = "a positive integer" if kind is numbers.Integral else "a positive number"
         raise ValueError(f"{name} must be {expected}; got {value!r}")
 
 
 def check_non_negative(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float, numbers.Real)) or not float(value) >= 0:
         raise ValueError(f"{name} must be a number >= 0; got {value!r}")

@@ -14,6 +14,7 @@ with fused kernels (the Numba plans) run the same formulas over every layer in o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -153,7 +154,7 @@ class AdamW(Adam):
 
 
 Optimizer = SGD | Adam  # AdamW is an Adam
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "sgd": SGD,
     "momentum": lambda: SGD(momentum=0.9),
     "nesterov": lambda: SGD(momentum=0.9, nesterov=True),
