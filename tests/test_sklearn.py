@@ -534,13 +534,20 @@ def test_same_weights_as_scikit_learn_on_every_backend(solver, backend_name):
     assert_same_weights(mlp, model, rtol=1e-8, atol=1e-10)
 
 
-def test_readme_block_runs_as_written():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### scikit-learn estimators") : readme.index("## Using it from Python")]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert blocks
-    for code in blocks:
-        # as written, on the backend that starts quickest (the block's backend=None is the current one)
-        with nna.use_backend("numpy"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            exec(compile(code, "README.md", "exec"), {})
+def test_readme_and_docs_blocks_run_as_written():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    start = readme.index("## scikit-learn estimators")
+    end = readme.find("\n## ", start + 1)
+    pages = {
+        "README.md": readme[start : end if end != -1 else None],
+        "docs/sklearn.md": (root / "docs" / "sklearn.md").read_text(),
+    }
+    for page, text in pages.items():
+        blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+        assert blocks, page
+        for code in blocks:
+            # as written, on the backend that starts quickest (a block's backend=None is the current one)
+            with nna.use_backend("numpy"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                exec(compile(code, page, "exec"), {})
