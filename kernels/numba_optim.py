@@ -149,6 +149,21 @@ def _adam_indexed(
             )
 
 
+@numba.njit(inline="always", **OPTIONS)
+def _update_part(theta, gradients, first, second, part, rule, scale, settings, step_size, bias2_sqrt, decay, weights):
+    """The momentum or Adam rule on theta[part] (1-D views from 0, so LLVM vectorises); ``weights``:
+    the part holds weights (penalised, decayed), else biases (neither)."""
+    lr = settings[0]
+    l1, l2 = (settings[1], settings[2]) if weights else (0.0, 0.0)
+    if rule == RULE_MOMENTUM:
+        momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, l1, l2)
+    else:
+        adam_vector(
+            theta[part], gradients[part], first[part], second[part], scale, step_size, settings[3], settings[4],
+            settings[5], bias2_sqrt, decay if weights else 1.0, l1, l2,
+        )  # fmt: skip
+
+
 @numba.njit(**OPTIONS)
 def update_parameters(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
     """In place, every layer: the rule's update number ``step`` (counted from 1) of theta from the
@@ -158,9 +173,9 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
     if rule == RULE_SGD:
         sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets)
         return
-    if rule == RULE_ADAM:
-        beta1, beta2, eps = settings[3], settings[4], settings[5]
-        step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    beta1, beta2, eps = settings[3], settings[4], settings[5]
+    # Adam's coefficients of this step (computed for momentum too, unused there)
+    step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
     if theta.size < SMALL_PARAMETERS:
         if rule == RULE_MOMENTUM:
             _momentum_indexed(
@@ -189,36 +204,12 @@ def update_parameters(theta, gradients, scale, first, second, rule, settings, st
     for layer in range(sizes.size - 1):
         weights, bias, end = weight_offsets[layer], bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]
         # the weights, penalised (and decayed), then the biases, neither
-        for first_index, last_index, penalty in ((weights, bias, 1.0), (bias, end, 0.0)):
-            part = slice(first_index, last_index)
-            if rule == RULE_MOMENTUM:
-                momentum_vector(
-                    theta[part],
-                    gradients[part],
-                    first[part],
-                    scale,
-                    lr,
-                    settings[3],
-                    settings[4] != 0.0,
-                    penalty * l1,
-                    penalty * l2,
-                )
-            else:
-                adam_vector(
-                    theta[part],
-                    gradients[part],
-                    first[part],
-                    second[part],
-                    scale,
-                    step_size,
-                    beta1,
-                    beta2,
-                    eps,
-                    bias2_sqrt,
-                    decay if penalty else 1.0,
-                    penalty * l1,
-                    penalty * l2,
-                )
+        _update_part(
+            theta, gradients, first, second, slice(weights, bias), rule, scale, settings, step_size, bias2_sqrt, decay, True
+        )
+        _update_part(
+            theta, gradients, first, second, slice(bias, end), rule, scale, settings, step_size, bias2_sqrt, decay, False
+        )
 
 
 @numba.njit(**OPTIONS)
@@ -245,50 +236,14 @@ def update_parameters_parallel(theta, gradients, scale, first, second, rule, set
     tiles that run in parallel, for wide networks: their square roots and divisions over a few
     hundred thousand entries repay waking the pool. Every entry's update is independent of the
     others, so the result is the same for any thread count. The biases follow serially."""
-    lr, l1, l2 = settings[0], settings[1], settings[2]
-    beta1, beta2, eps = settings[3], settings[4], settings[5]
-    step_size, bias2_sqrt, decay = adam_coefficients(lr, beta1, beta2, settings[6], step)
+    step_size, bias2_sqrt, decay = adam_coefficients(settings[0], settings[3], settings[4], settings[6], step)
     for layer in range(sizes.size - 1):
         weights, bias = weight_offsets[layer], bias_offsets[layer]
         tiles = (bias - weights + UPDATE_TILE - 1) // UPDATE_TILE
         for tile in prange(tiles):
             start = weights + tile * UPDATE_TILE
             part = slice(start, min(bias, start + UPDATE_TILE))
-            if rule == RULE_MOMENTUM:
-                momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, l1, l2)
-            else:
-                adam_vector(
-                    theta[part],
-                    gradients[part],
-                    first[part],
-                    second[part],
-                    scale,
-                    step_size,
-                    beta1,
-                    beta2,
-                    eps,
-                    bias2_sqrt,
-                    decay,
-                    l1,
-                    l2,
-                )
+            _update_part(theta, gradients, first, second, part, rule, scale, settings, step_size, bias2_sqrt, decay, True)
     for layer in range(sizes.size - 1):
         part = slice(bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1])
-        if rule == RULE_MOMENTUM:
-            momentum_vector(theta[part], gradients[part], first[part], scale, lr, settings[3], settings[4] != 0.0, 0.0, 0.0)
-        else:
-            adam_vector(
-                theta[part],
-                gradients[part],
-                first[part],
-                second[part],
-                scale,
-                step_size,
-                beta1,
-                beta2,
-                eps,
-                bias2_sqrt,
-                1.0,
-                0.0,
-                0.0,
-            )
+        _update_part(theta, gradients, first, second, part, rule, scale, settings, step_size, bias2_sqrt, decay, False)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from .checkpoint import TRAINED_SETTINGS
+
 
 def parameter_count(layers: list[int]) -> int:
     """Weights and biases of a fully connected network with these layer sizes."""
@@ -66,29 +68,9 @@ def _training_lines(training: dict | None, trained: dict | None) -> list[str]:
     return ["trained by: " + ", ".join(f"{key}={value}" for key, value in shown.items())]
 
 
-# the settings of a checkpoint's training record worth showing
-TRAINING_SETTINGS = (
-    "dataset",
-    "data",
-    "epochs",
-    "lr",
-    "batch_size",
-    "activation",
-    "hidden",
-    "optimizer",
-    "momentum",
-    "beta1",
-    "beta2",
-    "eps",
-    "weight_decay",
-    "lr_schedule",
-    "early_stopping",
-    "regularization",
-    "reg_rate",
-    "seed",
-    "backend",
-    "ratio",
-)
+# the settings of a checkpoint's training record worth showing: those a model file records, and
+# the backend it ran on
+TRAINING_SETTINGS = (*TRAINED_SETTINGS, "backend")
 
 
 def model_summary(model) -> str:
