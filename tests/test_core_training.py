@@ -12,7 +12,7 @@ import pytest
 
 import nnaccel as nna
 from nnaccel.data.playground import make_dataset, train_test_split
-from nnaccel.nn.training import epoch_order
+from nnaccel.nn.training import EpochOrders, epoch_order
 
 
 @pytest.mark.parametrize("dataset", ["xor", "circle"])
@@ -133,6 +133,36 @@ def test_seeded_shuffling_is_reproducible(backend_name):
     for epoch in range(3):
         np.testing.assert_array_equal(np.sort(epoch_order(4, epoch, 60)), np.arange(60))
     assert not np.array_equal(epoch_order(4, 0, 60), epoch_order(4, 1, 60))
+
+
+@pytest.mark.parametrize("limit", [None, 10])
+def test_epoch_orders_drawn_ahead_are_each_epochs_order(monkeypatch, limit):
+    """The orders a run uses (the next one drawn on a background thread, or not beyond the limit)
+    are ``epoch_order``'s, whatever epoch the run starts at or repeats; nothing is drawn after the
+    last epoch."""
+    if limit is not None:
+        monkeypatch.setattr(EpochOrders, "PREFETCH_LIMIT", limit)
+    orders = EpochOrders(seed=4, m=60, epochs=6)
+    for epoch in [3, 4, 4, 5, 0, 1]:
+        np.testing.assert_array_equal(orders(epoch), epoch_order(4, epoch, 60))
+        assert (orders._next is not None) == (limit is None and epoch + 1 < 6)
+
+
+def test_background_work_runs_in_a_forked_child():
+    """A child forked after the parent used the background threads starts its own."""
+    import multiprocessing
+
+    from nnaccel.core import background
+
+    assert background.submit(sum, [1, 2]).result() == 3
+
+    def child():
+        raise SystemExit(0 if background.submit(sum, [3, 4]).result(timeout=10) == 7 else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
 
 
 def test_validation_loss_is_taken_after_each_epoch(backend_name):

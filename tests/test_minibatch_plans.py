@@ -9,6 +9,7 @@ import pytest
 from support import cli, labels
 
 import nnaccel as nna
+from nnaccel.backends import numba_plans
 from nnaccel.backends.numba_backend import NumbaBackend
 from nnaccel.backends.numba_plans import SERIAL_EVALUATION, FusedEpochPlan, LayeredStepPlan
 
@@ -55,6 +56,46 @@ def test_numba_plans_equal_the_numpy_reference(backend, batch_size, network):
     settings = dict(epochs=3, lr=0.05, batch_size=batch_size, l1=1e-3, l2=1e-2, seed=7)
     expected = _train("numpy", layers, activation, output, X, Y, **settings)
     _assert_same(expected, _train(BACKENDS[backend](), layers, activation, output, X, Y, **settings), 1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 32])
+def test_fused_plan_gathering_chunks_ahead_equals_the_numpy_reference(monkeypatch, batch_size):
+    """Many gathered chunks per epoch, the next one gathered on a background thread while the
+    kernel trains on this one, the last one short: the NumPy backend's results within 1e-9."""
+    monkeypatch.setattr(numba_plans, "GATHER_COLUMNS", 40)
+    layers, activation, output = NETWORKS[0]
+    X, Y = _data(layers, output, 203)
+    settings = dict(epochs=3, lr=0.05, batch_size=batch_size, seed=7)
+    expected = _train("numpy", layers, activation, output, X, Y, **settings)
+    _assert_same(expected, _train(BACKENDS["numba fused"](), layers, activation, output, X, Y, **settings), 1e-9)
+
+
+def test_an_epoch_interrupted_between_chunks_leaves_the_plan_reusable(monkeypatch):
+    """Ctrl-C while the next chunk is being gathered: the network is back at the epoch's start,
+    and the same plan then trains exactly as a fresh network does."""
+    monkeypatch.setattr(numba_plans, "GATHER_COLUMNS", 40)
+    layers, activation, output = NETWORKS[0]
+    X, Y = _data(layers, output, 203)
+    network = nna.Network(layers, activation, output, seed=5, backend="numba", dtype="float64")
+    start = network.get_params()
+    calls = []
+    packed_batches = FusedEpochPlan.packed_batches
+
+    def interrupted(plan, *arguments):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return packed_batches(plan, *arguments)
+
+    monkeypatch.setattr(FusedEpochPlan, "packed_batches", interrupted)
+    with pytest.raises(nna.TrainingInterrupted):
+        network.fit(X, Y, epochs=2, lr=0.05, batch_size=8, seed=7)
+    for (W, b), (W_start, b_start) in zip(network.get_params(), start):
+        assert np.array_equal(W, W_start) and np.array_equal(b, b_start)
+    monkeypatch.setattr(FusedEpochPlan, "packed_batches", packed_batches)
+    resumed = network.fit(X, Y, epochs=2, lr=0.05, batch_size=8, seed=7)["loss"], network.get_params()
+    fresh = _train(BACKENDS["numba fused"](), layers, activation, output, X, Y, epochs=2, lr=0.05, batch_size=8, seed=7)
+    _assert_same(fresh, resumed, 0.0)
 
 
 def test_numba_picks_the_epoch_kernel_for_small_networks_and_steps_for_wide_ones():

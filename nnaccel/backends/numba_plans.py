@@ -2,7 +2,8 @@
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call,
   ``numba_minibatch.train_epoch``, runs every step of a chunk of the epoch (16384 examples gathered
-  in their shuffled order, whole batches); the parameters stay packed in one vector throughout.
+  in their shuffled order, whole batches; the next chunk is gathered on a background thread while
+  the kernel trains on this one); the parameters stay packed in one vector throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
   waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import background
 from ..kernels import activations as scalar
 from ..kernels import numba_minibatch as kernels
 from ..kernels import numba_network as network
@@ -131,7 +133,8 @@ class FusedEpochPlan(_PackedPlan):
         self.gradients = np.empty(self.layout.count)  # float64 sums of one batch
         block = network.block_size(architecture.layers, self.dtype.itemsize)
         self.block = block if batch_size is None else min(block, int(batch_size))
-        self._chunk: TrainingData | None = None  # a chunk of the epoch's examples in their visiting order
+        # two chunks of the epoch's examples in their visiting order (see ``_gather``)
+        self._chunks: list[TrainingData | None] = [None, None]
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
 
     def load(self, X, Y) -> TrainingData:
@@ -143,12 +146,22 @@ class FusedEpochPlan(_PackedPlan):
         if order is None:
             return self.packed_batches(data.X, data.Y, hyper)
         # the shuffled epoch is gathered a chunk of whole batches at a time: each batch is then a
-        # slice, the chunk stays in cache while its steps run, and no copy of all of X is made
+        # slice, the chunk stays in cache while its steps run, and no copy of all of X is made;
+        # the next chunk is gathered on the background thread while the kernel trains on this one
         chunk = self.batch_size * max(1, GATHER_COLUMNS // self.batch_size)
+        starts = range(0, data.m, chunk)
         total = 0.0
-        for start in range(0, data.m, chunk):
-            X, Y = self._gather(data, order[start : start + chunk])
-            total += self.packed_batches(X, Y, hyper)
+        pending = background.submit(self._gather, data, order[:chunk], 0)
+        try:
+            for index, start in enumerate(starts):
+                X, Y = pending.result()
+                pending = None
+                if index + 1 < len(starts):
+                    following = order[start + chunk : start + 2 * chunk]
+                    pending = background.submit(self._gather, data, following, (index + 1) % 2)
+                total += self.packed_batches(X, Y, hyper)
+        finally:
+            background.wait_quietly(pending)  # an interrupted epoch leaves no gather writing a buffer
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
@@ -196,16 +209,17 @@ class FusedEpochPlan(_PackedPlan):
             out,
         )
 
-    def _gather(self, data: TrainingData, columns: np.ndarray) -> tuple:
-        """X[:, columns] and Y[:, columns], C-contiguous, in buffers kept for the next chunk."""
+    def _gather(self, data: TrainingData, columns: np.ndarray, slot: int) -> tuple:
+        """X[:, columns] and Y[:, columns], C-contiguous, in the buffers of ``slot`` (0 or 1: one is
+        filled while the kernel reads the other), kept for the next epoch."""
         width = columns.shape[0]
-        if self._chunk is None or self._chunk.X.shape != (data.X.shape[0], width):
-            self._chunk = TrainingData(
-                np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype)
-            )
-        np.take(data.X, columns, axis=1, out=self._chunk.X, mode="clip")
-        np.take(data.Y, columns, axis=1, out=self._chunk.Y, mode="clip")
-        return self._chunk.X, self._chunk.Y
+        chunk = self._chunks[slot]
+        if chunk is None or chunk.X.shape != (data.X.shape[0], width):
+            chunk = TrainingData(np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype))
+            self._chunks[slot] = chunk
+        np.take(data.X, columns, axis=1, out=chunk.X, mode="clip")
+        np.take(data.Y, columns, axis=1, out=chunk.Y, mode="clip")
+        return chunk.X, chunk.Y
 
 
 @dataclass

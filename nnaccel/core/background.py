@@ -1,0 +1,45 @@
+"""Background threads that prepare training data while a kernel trains.
+
+The Numba backend's small-network epochs run on one core (a serial kernel that releases the GIL).
+Drawing the next epoch's shuffled order and gathering the next chunk of shuffled examples are
+independent of the training itself, so they run here, on the other core, instead of between
+kernel calls.
+
+Two threads serve the whole process, so that one long task (the next epoch's order) does not hold
+up the short ones queued behind it (the next chunk, needed within a millisecond). A forked child
+starts its own (the parent's threads do not exist there).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+Result = TypeVar("Result")
+
+WORKERS = 2
+_lock = threading.Lock()
+_worker: ThreadPoolExecutor | None = None
+_worker_pid = 0
+
+
+def submit(function: Callable[..., Result], *arguments) -> Future[Result]:
+    """``function(*arguments)`` on a background thread; its result (or exception) is the future's."""
+    global _worker, _worker_pid
+    with _lock:
+        if _worker is None or _worker_pid != os.getpid():
+            _worker = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="nnaccel-prepare")
+            _worker_pid = os.getpid()
+        return _worker.submit(function, *arguments)
+
+
+def wait_quietly(future: Future | None) -> None:
+    """Wait for ``future`` to finish, ignoring its outcome: a buffer it writes is then free again."""
+    if future is not None:
+        try:
+            future.result()
+        except Exception:  # its outcome no longer matters, only that it has ended
+            pass
