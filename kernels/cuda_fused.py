@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numba import cuda
@@ -156,12 +158,18 @@ def grid_blocks(m: int, multiprocessors: int, threads: int = THREADS_PER_BLOCK) 
     return max(1, min(-(-m // threads), 8 * multiprocessors))
 
 
+class Kernel(Protocol):
+    """A compiled numba.cuda kernel: ``kernel[blocks, threads, stream](*arrays)`` launches it."""
+
+    def __getitem__(self, launch: tuple[int, int, object], /) -> Callable[..., None]: ...
+
+
 @dataclass(frozen=True)
 class FusedKernels:
     layout: Layout
     threads: int
-    fused_pass: object  # fused_pass[blocks, threads, stream](X, Y, params, partials)
-    reduce_partials: object  # reduce_partials[blocks, threads, stream](partials, grads, loss, scale)
+    fused_pass: Kernel  # fused_pass[blocks, threads, stream](X, Y, params, partials)
+    reduce_partials: Kernel  # reduce_partials[blocks, threads, stream](partials, grads, loss, scale)
 
 
 @functools.lru_cache(maxsize=32)

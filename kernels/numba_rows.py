@@ -10,27 +10,39 @@ and take 1-D views whose loops start at 0, so LLVM vectorises them.
 from __future__ import annotations
 
 import math
+from typing import Literal, TypedDict
 
 import numba
 
 from . import activations as act
 
+
+class JitOptions(TypedDict, total=False):
+    """The ``numba.njit`` options the kernels pass (typed, so that mypy checks each against Numba's stubs)."""
+
+    cache: bool
+    error_model: Literal["python", "numpy"]
+    nogil: bool
+    fastmath: set[str]
+
+
 # error_model="numpy": division gives inf/nan instead of a Python-style ZeroDivisionError check,
 # which would stop LLVM from vectorising any loop with a division in it.
 # Contraction fuses a * b + c into one FMA instruction (one rounding instead of two): half the
 # arithmetic of the products and polynomials, and the same result on every run.
-OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True, "fastmath": {"contract"}}
+OPTIONS: JitOptions = {"cache": True, "error_model": "numpy", "nogil": True, "fastmath": {"contract"}}
 # Reassociation lets LLVM vectorise a floating-point sum (several partial sums in the vector lanes);
 # only the functions that return a sum get it (sums over a tile then differ from a sequential sum
 # in the last bits, the same on every run).
-SUM_OPTIONS = dict(OPTIONS, fastmath={"reassoc", "contract", "nsz"})
+SUM_OPTIONS: JitOptions = {**OPTIONS, "fastmath": {"reassoc", "contract", "nsz"}}
 # The row helpers below run inside the parallel loops and allocate nothing, so they are compiled
 # without Numba's reference counting (``_nrt=False``, as Numba compiles its own non-allocating
 # helpers). With it, every call and every row view increments and decrements its array's counter
 # with an atomic instruction, about 200 times per block in the fused pass, and the counters of the
 # shared X and theta bounce between the cores: the fused 2-6-6-1 pass measured 3-5% faster without.
-ROW_OPTIONS = dict(OPTIONS, _nrt=False)
-ROW_SUM_OPTIONS = dict(SUM_OPTIONS, _nrt=False)
+# (Numba's stubs leave out the private ``_nrt`` option that njit accepts, hence the two ignores.)
+ROW_OPTIONS: JitOptions = {**OPTIONS, "_nrt": False}  # type: ignore[typeddict-unknown-key]
+ROW_SUM_OPTIONS: JitOptions = {**SUM_OPTIONS, "_nrt": False}  # type: ignore[typeddict-unknown-key]
 
 
 def _jit(function):

@@ -66,7 +66,7 @@ def remove_dead_writers_files(path: str | os.PathLike, writer) -> list[str]:
     path's file name) gives the id of the process that wrote them, when that process no longer
     runs and the file is this user's. Returns the paths removed."""
     directory, name = os.path.split(os.path.abspath(os.fspath(path)))
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -108,7 +108,7 @@ def check_writable(path: str | os.PathLike, option: str = "output") -> str:
     return text
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(handle)`` on a temporary file beside the file ``path`` names (after symlinks),
     flush it to disk, then rename it over that file (a rename within one directory is atomic).
 

@@ -14,11 +14,34 @@ Shapes follow the lecture: X is (n, m), one column per example; W[i] is (p_i, p_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.architecture import Architecture
 
-Array = Any  # a backend's array type (numpy.ndarray, cupy.ndarray, ...)
+
+class Array(Protocol):
+    """A backend's array (numpy.ndarray, cupy.ndarray, an array-API array), as the generic code
+    uses it: its shape, dtype and transpose, slices and in-place writes (``W[...] = W_saved``).
+
+    Arithmetic stays in the backends' primitives, so it is not part of this interface. Indexing
+    returns Any: an index may give an array or a scalar, and each library types that differently.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    @property
+    def dtype(self) -> Any: ...
+
+    @property
+    def T(self) -> Array: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
 
 @dataclass

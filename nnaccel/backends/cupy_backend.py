@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import activations as scalar
-from .base import Backend, Workspace
+from .base import Array, Backend, Workspace
 
 # Leave this share of the free device memory unplanned when suggesting a batch size (cuBLAS
 # workspaces, the memory pool's rounding, other processes).
@@ -103,7 +103,7 @@ class CupyBackend(Backend):
         self.pool = self.xp.get_default_memory_pool()
         self._layers = importlib.import_module("nnaccel.kernels.cuda_layers")
         self._fused_kernels = None  # kernels/cuda_fused.py, imported at the first fused step
-        self._ones = {}  # dtype name -> a device vector of ones, for row sums through cuBLAS
+        self._ones: dict[str, Array] = {}  # dtype name -> a device vector of ones, for row sums through cuBLAS
         self.multiprocessors = self.xp.cuda.Device().attributes["MultiProcessorCount"]
 
     def device(self) -> str:
@@ -362,8 +362,8 @@ class ChunkStream:
         self.chunks = chunks
         self.dtype = np.dtype(dtype)
         self.copy_stream = self.xp.cuda.Stream(non_blocking=True)
-        self.pinned = [[], []]  # per slot, one flat pinned buffer per array
-        self.device = [[], []]  # per slot, one flat device buffer per array
+        self.pinned: list[list[np.ndarray]] = [[], []]  # per slot, one flat pinned buffer per array
+        self.device: list[list[Array]] = [[], []]  # per slot, one flat device buffer per array
         self.copied = [self.xp.cuda.Event(disable_timing=True) for _ in range(2)]
         self.consumed = [self.xp.cuda.Event(disable_timing=True) for _ in range(2)]
 
@@ -402,13 +402,15 @@ class ChunkStream:
         pinned, device = self.pinned[slot], self.device[slot]
         grown = False
         for index, size in enumerate(sizes):
+            if index < len(pinned) and pinned[index].size >= size:
+                continue
+            host, on_device = cupyx.empty_pinned(max(size, 1), self.dtype), self.backend.empty((max(size, 1),), self.dtype)
             if index == len(pinned):
-                pinned.append(None)
-                device.append(None)
-            if pinned[index] is None or pinned[index].size < size:
-                pinned[index] = cupyx.empty_pinned(max(size, 1), self.dtype)
-                device[index] = self.backend.empty((max(size, 1),), self.dtype)
-                grown = True
+                pinned.append(host)
+                device.append(on_device)
+            else:
+                pinned[index], device[index] = host, on_device
+            grown = True
         if grown:
             # A new device buffer may reuse pool memory that queued compute work still reads: the
             # copy stream starts after everything queued so far.

@@ -366,6 +366,7 @@ def _threading_report() -> dict:
         "version": numba.__version__,
         "threading_layer": numba.threading_layer(),
         "threads": numba.get_num_threads(),
-        "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
+        # numba.config sets its settings from the environment at import; the stubs do not list them
+        "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
         "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
     }

@@ -58,6 +58,13 @@ def update_rule(optimizer, hyper: Hyperparameters) -> tuple[int, np.ndarray]:
     raise ValueError(f"the Numba plans run the optimizers of nnaccel.optim; got {optimizer!r}")
 
 
+def host_array(array: object) -> np.ndarray:
+    """``array`` as the NumPy array it is: the Numba plans load their data with NumPy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"the Numba plans run on NumPy arrays, got {type(array).__name__}")
+    return array
+
+
 class _PackedPlan(Plan):
     """A plan whose steps read and update one flat parameter vector ``theta``."""
 
@@ -86,7 +93,7 @@ class _PackedPlan(Plan):
         return batch < PARALLEL_BATCH
 
     def epoch(self, params, data: TrainingData, order, hyper: Hyperparameters):
-        if not self.gathers_batches(data.m) or not self.packed_steps(self.batch_size):
+        if not self.gathers_batches(data.m) or not self.packed_steps(self.mini_batch_size):
             return super().epoch(params, data, order, hyper)
         self.optimizer_state(params)
         pack(params, self.theta_views)
@@ -148,14 +155,14 @@ class FusedEpochPlan(_PackedPlan):
         # the shuffled epoch is gathered a chunk of whole batches at a time: each batch is then a
         # slice, the chunk stays in cache while its steps run, and no copy of all of X is made;
         # the next chunk is gathered on the background thread while the kernel trains on this one
-        chunk = self.batch_size * max(1, GATHER_COLUMNS // self.batch_size)
+        batch_size = self.mini_batch_size
+        chunk = batch_size * max(1, GATHER_COLUMNS // batch_size)
         starts = range(0, data.m, chunk)
         total = 0.0
         pending = background.submit(self._gather, data, order[:chunk], 0)
         try:
             for index, start in enumerate(starts):
                 X, Y = pending.result()
-                pending = None
                 if index + 1 < len(starts):
                     following = order[start + chunk : start + 2 * chunk]
                     pending = background.submit(self._gather, data, following, (index + 1) % 2)
@@ -166,22 +173,23 @@ class FusedEpochPlan(_PackedPlan):
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
         rule, settings = update_rule(self.optimizer, hyper)
+        batch_size, state = int(self.mini_batch_size), self.current_state()
         total = kernels.train_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
             self.fast,
-            int(self.batch_size),
+            batch_size,
             self.block,
             rule,
             settings,
-            self.state.step,
+            state.step,
             self.first,
             self.second,
             self.gradients,
         )
-        self.state.step += -(-X.shape[1] // int(self.batch_size))  # one update per batch
+        state.step += -(-X.shape[1] // batch_size)  # one update per batch
         return np.float64(total)
 
     def loss_sum(self, params, X, Y):
@@ -217,9 +225,10 @@ class FusedEpochPlan(_PackedPlan):
         if chunk is None or chunk.X.shape != (data.X.shape[0], width):
             chunk = TrainingData(np.empty((data.X.shape[0], width), self.dtype), np.empty((data.Y.shape[0], width), self.dtype))
             self._chunks[slot] = chunk
-        np.take(data.X, columns, axis=1, out=chunk.X, mode="clip")
-        np.take(data.Y, columns, axis=1, out=chunk.Y, mode="clip")
-        return chunk.X, chunk.Y
+        X, Y = host_array(chunk.X), host_array(chunk.Y)
+        np.take(host_array(data.X), columns, axis=1, out=X, mode="clip")
+        np.take(host_array(data.Y), columns, axis=1, out=Y, mode="clip")
+        return X, Y
 
 
 @dataclass
@@ -250,22 +259,22 @@ class LayeredStepPlan(_PackedPlan):
         if order is None:
             return self.packed_batches(data.X, data.Y, hyper)
         self.rule, self.settings = update_rule(self.optimizer, hyper)
-        total = 0.0
-        for start in range(0, data.m, self.batch_size):
-            batch = order[start : start + self.batch_size]
+        batch_size, total = self.mini_batch_size, 0.0
+        for start in range(0, data.m, batch_size):
+            batch = order[start : start + batch_size]
             buffers = self._step_buffers(batch.shape[0])
-            np.take(data.rows, batch, axis=0, out=buffers.rows, mode="clip")  # (batch, n), contiguous rows
-            np.take(data.Y, batch, axis=1, out=buffers.Y, mode="clip")
+            np.take(host_array(data.rows), batch, axis=0, out=buffers.rows, mode="clip")  # (batch, n), contiguous rows
+            np.take(host_array(data.Y), batch, axis=1, out=buffers.Y, mode="clip")
             total += self._step(buffers.rows.T, buffers, hyper)
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
         self.rule, self.settings = update_rule(self.optimizer, hyper)
-        total = 0.0
-        for start in range(0, X.shape[1], self.batch_size):
-            X_batch = X[:, start : start + self.batch_size]
+        batch_size, total = self.mini_batch_size, 0.0
+        for start in range(0, X.shape[1], batch_size):
+            X_batch = X[:, start : start + batch_size]
             buffers = self._step_buffers(X_batch.shape[1])
-            buffers.Y[...] = Y[:, start : start + self.batch_size]
+            buffers.Y[...] = Y[:, start : start + batch_size]
             total += self._step(X_batch, buffers, hyper)
         return np.float64(total)
 
@@ -295,7 +304,8 @@ class LayeredStepPlan(_PackedPlan):
             _, db = grads[index - 1]
             kernels.activation_backward(dH, H[index], self.hidden_codes[index - 1], db)  # dA = dH * act'; db = sum(dA)
             dA = H[index]
-        self.state.step += 1
+        state = self.current_state()
+        state.step += 1
         update = numba_optim.update_parameters
         if self.rule != numba_optim.RULE_SGD and layout.count >= PARALLEL_UPDATE:
             update = numba_optim.update_parameters_parallel
@@ -307,7 +317,7 @@ class LayeredStepPlan(_PackedPlan):
             self.second,
             self.rule,
             self.settings,
-            self.state.step,
+            state.step,
             layout.sizes,
             layout.weight_offsets,
             layout.bias_offsets,

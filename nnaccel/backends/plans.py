@@ -25,8 +25,8 @@ import numpy as np
 
 from ..core.architecture import Architecture
 from ..optim import Hyperparameters, OptimizerState, resolve_optimizer
+from .base import Array
 
-Array = object  # a backend's array type
 # Step workspaces kept per plan: a training width, its last batch, and the evaluation chunks.
 CACHED_WIDTHS = 4
 
@@ -70,6 +70,13 @@ class Plan:
         self._batches: dict[int, BatchBuffers] = {}
 
     # ----- data ------------------------------------------------------------------------------------
+    @property
+    def mini_batch_size(self) -> int:
+        """``batch_size`` where the plan runs mini-batches (only a mini-batched path asks for it)."""
+        if self.batch_size is None:
+            raise RuntimeError("a full-batch plan (batch_size None) has no mini-batch size")
+        return self.batch_size
+
     def gathers_batches(self, m: int) -> bool:
         """True when an epoch over m columns has more than one batch (so shuffling gathers)."""
         return self.batch_size is not None and self.batch_size < m
@@ -90,9 +97,9 @@ class Plan:
             return self.run_batches(params, data.X, data.Y, hyper)
         backend = self.backend
         indices = backend.indices(order)  # one host-to-device copy per epoch
-        total = 0.0
-        for start in range(0, data.m, self.batch_size):
-            batch = indices[start : min(start + self.batch_size, data.m)]
+        batch_size, total = self.mini_batch_size, 0.0
+        for start in range(0, data.m, batch_size):
+            batch = indices[start : min(start + batch_size, data.m)]
             buffers = self._batch_buffers(batch.shape[0], data)
             rows = backend.take_rows(data.rows, batch, buffers.rows)  # (batch, n), contiguous rows
             Y = backend.take_columns(data.Y, batch, buffers.Y)
@@ -127,6 +134,12 @@ class Plan:
         """The optimizer's state on the backend, made (zeros, step 0) at the first use."""
         if self.state is None:
             self.reset_state(params)
+        return self.current_state()
+
+    def current_state(self) -> OptimizerState:
+        """The optimizer's state once made (by ``optimizer_state`` or ``reset_state``)."""
+        if self.state is None:
+            raise RuntimeError("the plan's optimizer state is read before it is made (call optimizer_state first)")
         return self.state
 
     def reset_state(self, params: list) -> None:
@@ -165,7 +178,7 @@ class Plan:
         """Continue from ``host`` (what ``state_to_host`` returned, maybe read from a file): its
         step count and arrays, checked against this optimizer's."""
         self.reset_state(params)
-        state = self.state
+        state = self.current_state()
         for name in ("first", "second"):
             target, source = getattr(state, name), getattr(host, name)
             if len(target) != len(source):

@@ -223,10 +223,13 @@ def run_worker(job: dict, expected: int = 1) -> Iterator[dict]:
             env=environment,
         )
         try:
-            process.stdin.write(json.dumps(job))
-            process.stdin.close()
+            stdin, stdout = process.stdin, process.stdout
+            if stdin is None or stdout is None:  # never: both are PIPE above
+                raise RuntimeError("the benchmark worker started without its stdin and stdout pipes")
+            stdin.write(json.dumps(job))
+            stdin.close()
             count = 0
-            for line in process.stdout:
+            for line in stdout:
                 if line.startswith(RESULT_MARKER):
                     count += 1
                     yield json.loads(line[len(RESULT_MARKER) :])
@@ -345,6 +348,7 @@ def find_crossovers(records: list[dict], settings: BenchSettings) -> list[dict]:
 
 def machine_description(limits: dict) -> dict:
     gpu = limits.get("gpu") or {}
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -361,7 +365,7 @@ def machine_description(limits: dict) -> dict:
 
 
 def library_versions() -> dict:
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("nnaccel", "numpy", "numba", "torch", "scikit-learn", "matplotlib", "threadpoolctl"):
         versions[name] = _version(name)
     versions["cupy"] = next((v for v in map(_version, ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x")) if v), None)
@@ -373,7 +377,7 @@ def thread_counts(records: list[dict]) -> dict:
     or how long their idle workers spin (see ``nnaccel/threads.py``)."""
     from .runner_types import blas_threads
 
-    per_runner = {}
+    per_runner: dict[str, object] = {}
     for record in records:
         per_runner.setdefault(record["backend"], record["threads"])
     variables = (

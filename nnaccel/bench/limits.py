@@ -32,7 +32,7 @@ TRIAD_RUNS = 10
 def measure_limits(gpu: bool = True) -> dict:
     """{"cpu": {...}, "gpu": {...} or None, "gpu_note": why not}, each with gemm_gflops and
     stream_gbps and the method behind them."""
-    limits = {"cpu": {**cpu_gemm(), **cpu_triad()}, "gpu": None, "gpu_note": None}
+    limits: dict[str, dict | str | None] = {"cpu": {**cpu_gemm(), **cpu_triad()}, "gpu": None, "gpu_note": None}
     if gpu:
         from ..backends import unavailable_reason
 

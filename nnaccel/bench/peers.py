@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -79,6 +80,7 @@ def torch_runner(
             for tensor, gradient in zip(flat, grads):
                 tensor.sub_(gradient, alpha=LEARNING_RATE)  # W -= lr * dW
 
+    step: Callable[[], object]  # one timed call: a full-batch step, or every batch of an epoch
     if batch is None:
         step = functools.partial(update, X_device, Y_device)
         timed = (

@@ -68,7 +68,7 @@ def parse_peers(text: str) -> list[str]:
         return []
     if text == "auto":
         return list(PEER_NAMES)
-    names = []
+    names: list[str] = []
     for name in _comma_list(text, "--peers"):
         if name in PEER_ALIASES:
             names.extend(PEER_ALIASES[name])
@@ -156,9 +156,9 @@ def _parse_size(text: str, context: str) -> int:
     return int(value)
 
 
-def parse_batches(text: str) -> list:
+def parse_batches(text: str) -> list[int | None]:
     """The batch sizes of ``--batch``: positive integers, and ``full`` (None: full-batch steps)."""
-    batches = []
+    batches: list[int | None] = []
     for part in _comma_list(text, "--batch"):
         if part.lower() == "full":
             batches.append(None)

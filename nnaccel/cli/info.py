@@ -43,7 +43,7 @@ def collect() -> dict:
     return report
 
 
-def _numba() -> dict:
+def _numba() -> dict | None:
     """Numba's version, threading layer and thread count (NUMBA_NUM_THREADS), or why it cannot run."""
     from ..backends import unavailable_reason
 
@@ -87,7 +87,9 @@ def _devices() -> list[dict]:
 
 def _threads() -> dict:
     """Thread settings that change CPU speed: what the process may use and the usual variables."""
-    threads = {"usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    threads: dict[str, object] = {
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    }
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         if os.environ.get(variable):
             threads[variable] = os.environ[variable]

@@ -19,6 +19,8 @@ SUBCOMMANDS = [info, train, predict, export, bench, make_data]
 
 
 class _Parser(argparse.ArgumentParser):
+    commands: list[str]  # the subcommands' names, for the message when none is given
+
     def error(self, message):  # argparse's own usage errors: one line, exit 2
         self.exit(2, f"nnaccel: error: {message}\n")
 
@@ -37,7 +39,7 @@ def version() -> str:
         return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="nnaccel", description="Train fully connected networks on NumPy, Numba or CuPy.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"nnaccel {version()}")

@@ -47,7 +47,7 @@ def predictions_table(pipeline: Pipeline, H: np.ndarray) -> tuple[list[str], lis
     predicted = pipeline.predictions(H)
     if pipeline.task == "classification":
         probabilities = pipeline.probabilities(H)
-        header = ["prediction"] + [f"p_{value}" for value in pipeline.classes]
+        header = ["prediction"] + [f"p_{value}" for value in pipeline.class_list]
         rows = [[_text(label)] + [format(p, ".6g") for p in row] for label, row in zip(predicted, probabilities)]
         return header, rows, predicted
     values = np.asarray(predicted).reshape(H.shape[1], -1)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,10 @@ def settings_from_arguments(args) -> dict:
     """Every flag with its default filled in and checked: the whole description of a new run."""
     if _given(args, "data") and _given(args, "dataset"):
         raise ValueError("give either --dataset or --data, not both")
-    settings = {name: (getattr(args, name) if _given(args, name) else default) for name, default in DEFAULTS.items()}
+    # the run's settings record: each flag's own type (a path, a number, a list), saved as JSON
+    settings: dict[str, Any] = {
+        name: (getattr(args, name) if _given(args, name) else default) for name, default in DEFAULTS.items()
+    }
     if settings["data"] is not None:
         settings["dataset"] = None
         for name in ("samples", "noise"):
@@ -643,6 +647,8 @@ def run_settings(args) -> tuple:
     saved = None
     if args.resume:
         saved = checkpoint.load(args.resume, backend="numpy", checkpoint=True)
+        if saved.training is None:  # never: load(checkpoint=True) refuses a file without one
+            raise ValueError(f"{args.resume!r} holds no training record to resume from")
         settings = settings_for_resume(args, saved.training["settings"], os.path.abspath(args.resume))
     else:
         settings = settings_from_arguments(args)
@@ -733,13 +739,16 @@ def save_interrupted(stop: TrainingInterrupted, settings: dict, signals, write_c
 
 def save_after_lost_workers(lost: WorkersLost, args, settings: dict, signals, progress, write_checkpoint) -> int:
     """The Dask cluster failed, not the input (exit 1): save the run so far and say how to resume."""
+    epoch = lost.epoch
+    if epoch is None:  # never from fit, which names the epoch to resume from; nothing to save
+        raise lost
     with signals.ignored():
         path = settings["checkpoint"] or free_checkpoint_path()
-        write_checkpoint(path, lost.epoch, lost.history)
+        write_checkpoint(path, epoch, lost.history)
     lead = "\n" if progress.enabled and progress.interactive else ""  # end a progress bar redrawn in place
     print(
-        f"{lead}nnaccel: error: {lost.problem} during epoch {lost.epoch + 1} of "
-        f"{settings['epochs']}; the state after {lost.epoch} epochs is saved in {path}. Restart the cluster's "
+        f"{lead}nnaccel: error: {lost.problem} during epoch {epoch + 1} of "
+        f"{settings['epochs']}; the state after {epoch} epochs is saved in {path}. Restart the cluster's "
         f"workers and resume with: nnaccel train --resume {path} --scheduler {args.scheduler}",
         file=sys.stderr,
     )
@@ -862,7 +871,8 @@ def evaluate(network, data: Prepared, settings: dict, trained: int, seconds: flo
     for part, raw, labels in parts:
         predicted = data.pipeline.predictions(network.forward(data.pipeline.inputs_of(raw)))
         if data.pipeline.task == "classification":
-            truth = np.asarray(data.pipeline.classes, dtype=object)[class_indices(labels, data.pipeline.classes)]
+            classes = data.pipeline.class_list
+            truth = np.asarray(classes, dtype=object)[class_indices(labels, classes)]
             metrics[f"{part}_accuracy"] = float(np.mean(np.asarray(predicted, dtype=object) == truth))
         else:
             truth = np.asarray(labels, dtype=np.float64)

@@ -154,7 +154,7 @@ def _write_header(handle: int, dtype: np.dtype, shape: tuple[int, int]) -> int:
 
 
 def _pwrite_all(handle: int, array: np.ndarray, offset: int) -> None:
-    view = memoryview(np.ascontiguousarray(array)).cast("B")
+    view = np.ascontiguousarray(array).data.cast("B")  # .data: its buffer (a memoryview)
     done = 0
     while done < len(view):
         done += os.pwrite(handle, view[done:], offset + done)

@@ -20,6 +20,13 @@ TASKS = ("classification", "regression")
 MAX_CLASSES = 100
 
 
+def _column(values: list[float] | None, name: str) -> np.ndarray:
+    """A standardisation's per-row values as a column (k, 1), to broadcast over (k, m)."""
+    if values is None:
+        raise ValueError(f"the pipeline's standardisation has no {name}")
+    return np.reshape(values, (-1, 1))
+
+
 @dataclass
 class Pipeline:
     """``inputs``: raw input column names, in order. ``features``: the Playground features built
@@ -40,6 +47,13 @@ class Pipeline:
     label: str | None = None
     outputs: int = 1
 
+    @property
+    def class_list(self) -> list:
+        """``classes``, which a classification pipeline always has."""
+        if self.classes is None:
+            raise ValueError("this classification pipeline has no classes")
+        return self.classes
+
     # ----- the network it feeds ----------------------------------------------------------------
     @property
     def n_inputs(self) -> int:
@@ -48,13 +62,13 @@ class Pipeline:
     @property
     def n_outputs(self) -> int:
         if self.task == "classification":
-            return 1 if len(self.classes) == 2 else len(self.classes)
+            return 1 if len(self.class_list) == 2 else len(self.class_list)
         return self.outputs
 
     @property
     def output(self) -> str:
         if self.task == "classification":
-            return "sigmoid" if len(self.classes) == 2 else "softmax"
+            return "sigmoid" if len(self.class_list) == 2 else "softmax"
         return "identity"
 
     # ----- forward: raw data -> X, Y ---------------------------------------------------------------
@@ -64,19 +78,20 @@ class Pipeline:
         if raw.shape[0] != len(self.inputs):
             raise ValueError(f"expected {len(self.inputs)} input columns ({', '.join(self.inputs)}); got {raw.shape[0]}")
         if self.mean is not None:
-            raw = (raw - np.reshape(self.mean, (-1, 1))) / np.reshape(self.scale, (-1, 1))
+            raw = (raw - _column(self.mean, "mean")) / _column(self.scale, "scale")
         return expand_features(raw, self.features) if self.features else raw
 
     def targets_of(self, labels: np.ndarray) -> np.ndarray:
         """The network's Y (outputs, m) from labels (m,) (or (outputs, m) for a multi-output target)."""
         if self.task == "classification":
-            index = class_indices(labels, self.classes)
-            if len(self.classes) == 2:
+            classes = self.class_list
+            index = class_indices(labels, classes)
+            if len(classes) == 2:
                 return index.astype(np.float64).reshape(1, -1)
-            return np.eye(len(self.classes))[:, index]
+            return np.eye(len(classes))[:, index]
         Y = np.asarray(labels, dtype=np.float64).reshape(self.n_outputs, -1)
         if self.target_mean is not None:
-            Y = (Y - np.reshape(self.target_mean, (-1, 1))) / np.reshape(self.target_scale, (-1, 1))
+            Y = (Y - _column(self.target_mean, "target_mean")) / _column(self.target_scale, "target_scale")
         return Y
 
     # ----- backward: network output -> predictions ------------------------------------------------
@@ -88,7 +103,7 @@ class Pipeline:
             return np.asarray(self.classes)[index]
         values = H.astype(np.float64)
         if self.target_mean is not None:
-            values = values * np.reshape(self.target_scale, (-1, 1)) + np.reshape(self.target_mean, (-1, 1))
+            values = values * _column(self.target_scale, "target_scale") + _column(self.target_mean, "target_mean")
         return values[0] if values.shape[0] == 1 else values.T
 
     def probabilities(self, H: np.ndarray) -> np.ndarray:

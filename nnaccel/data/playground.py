@@ -8,6 +8,8 @@ mapped for a sigmoid output); regression labels lie in [-1, 1]. Arrays follow th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 CLASSIFICATION = ("circle", "xor", "gauss", "spiral")
@@ -34,8 +36,11 @@ def check_features(features, where: str = "") -> list[str]:
     return features
 
 
-def make_dataset(name: str, samples: int = 500, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(X (2, samples), Y (1, samples)) for one of DATASETS, float64."""
+def make_dataset(
+    name: str, samples: int = 500, noise: float = 0.0, seed: int | Sequence[int] = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(X (2, samples), Y (1, samples)) for one of DATASETS, float64; ``seed``: NumPy's (an int, or
+    a sequence of ints for one stream of several, as the large datasets' chunks use)."""
     check_dataset(name, noise)
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2; got {samples!r}")

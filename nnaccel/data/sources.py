@@ -27,7 +27,8 @@ import mmap
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
@@ -158,7 +159,7 @@ class NpyFile:
 
 def _pread_into(handle: int, array: np.ndarray, offset: int, path: str) -> None:
     """Fill the contiguous ``array`` with the file's bytes from ``offset`` (os.preadv releases the GIL)."""
-    view = memoryview(array).cast("B")
+    view = array.data.cast("B")  # .data: its buffer (a memoryview)
     done = 0
     while done < len(view):
         count = os.preadv(handle, [view[done:]], offset + done)
@@ -182,12 +183,24 @@ class DataSource:
     def passes_left_ok(self, passes: int) -> None:
         """Raise if the source cannot be read ``passes`` times."""
 
+    @property
+    def examples(self) -> int:
+        """``m`` where the source knows it (a random-access source always does)."""
+        if self.m is None:
+            raise ValueError("the source's number of examples (m) is not known before a pass over it")
+        return self.m
+
     def boundaries(self, columns: int) -> list[int]:
         """Chunk boundaries for chunks of about ``columns`` columns (``chunk_size`` overrides it)."""
-        return uniform_boundaries(self.m, self.chunk_size or columns)
+        return uniform_boundaries(self.examples, self.chunk_size or columns)
 
     def open(self) -> contextlib.AbstractContextManager[Callable[[int, int], tuple]]:
         """A context whose value reads columns start:stop as (X (n, w), Y (outputs, w)) arrays."""
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[str, str]]]:
+        """One sequential pass: (X_chunk, Y_chunk, names) per chunk (the sources that are not
+        ``random_access`` read this way)."""
         raise NotImplementedError
 
 
@@ -265,8 +278,8 @@ class ArraySource(DataSource):
     def boundaries(self, columns: int) -> list[int]:
         stored = _stored_columns(self.X)
         if stored is None or self.chunk_size is not None:
-            return uniform_boundaries(self.m, self.chunk_size or columns)
-        return grouped_boundaries(_block_sizes(self.m, stored), columns)
+            return uniform_boundaries(self.examples, self.chunk_size or columns)
+        return grouped_boundaries(_block_sizes(self.examples, stored), columns)
 
     @contextlib.contextmanager
     def open(self):
@@ -595,7 +608,7 @@ def batch_blocks(chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle
         else:  # the chunk and the carried columns make less than one batch
             X_rest = X[:, order] if X_rest is None else np.concatenate([X_rest, X[:, order]], axis=1)
             Y_rest = Y[:, order] if Y_rest is None else np.concatenate([Y_rest, Y[:, order]], axis=1)
-    if X_rest is not None and X_rest.shape[1]:
+    if X_rest is not None and Y_rest is not None and X_rest.shape[1]:
         yield X_rest[np.newaxis], Y_rest[np.newaxis]
 
 
@@ -613,7 +626,10 @@ def _gather_batches(source: np.ndarray, carried, order: np.ndarray, out: np.ndar
             np.take(source[row], rest, out=out[first:, row, :], mode="clip")
 
 
-def prefetch(items: Iterable, depth: int = 1) -> Iterator:
+Item = TypeVar("Item")  # what a prefetched iterable yields
+
+
+def prefetch(items: Iterable[Item], depth: int = 1) -> Generator[Item, None, None]:
     """Iterate ``items`` in a background thread, up to ``depth`` items ahead, so reading the next
     chunk (file reads release the GIL) overlaps the current chunk's computation. Errors in the
     thread are raised here; closing the iterator stops the thread."""

@@ -17,18 +17,22 @@ import contextlib
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..backends import check_name
 from ..core.validation import check_X, check_Y
-from ..data.sources import DaskSource, DataSource, as_source, check_source, default_chunk_columns
+from ..data.sources import DaskSource, DataSource, NpySource, as_source, check_source, default_chunk_columns
 from ..errors import WorkersLost
 from ..nn.training import RunSettings, TrainingState, check_hyperparameters, check_run, run_epochs
 from ..optim import Hyperparameters
 from . import worker
 from .arrays import from_npy
 from .cluster import CONNECT_TIMEOUT, connect, killed_worker_error, wait_with_workers
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 # Columns per chunk for arrays nnaccel chunks itself: at most this many bytes of step buffers.
 CHUNK_BYTES = 256 << 20
@@ -320,8 +324,10 @@ def _checked_data(X, Y, architecture, role: str) -> tuple:
         raise ValueError("Dask training takes X and Y as Dask arrays, NumPy arrays or .npy paths")
     if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
         source = as_source(X, Y)
+        if source is None:  # never: as_source reads a path as a file source
+            raise ValueError(f"the {role} data paths {X!r} and {Y!r} name no readable files")
         check_source(source, architecture, 1, role)
-        if not hasattr(source, "X_file"):
+        if not isinstance(source, NpySource):
             raise ValueError("Dask training reads .npy files; open zarr arrays with dask.array.from_zarr")
         return source.X_file.path, source.Y_file.path, source.m
     if type(X).__module__.split(".")[0] == "dask" or type(Y).__module__.split(".")[0] == "dask":
@@ -335,7 +341,7 @@ def _checked_data(X, Y, architecture, role: str) -> tuple:
     return X, Y, X.shape[1]
 
 
-def _as_dask(data: tuple, network, worker_count: int, chunk_size: int | None) -> tuple:
+def _as_dask(data: tuple, network, worker_count: int, chunk_size: int | None) -> tuple[da.Array, da.Array]:
     """Dask arrays (X, Y) for checked data, chunked along m."""
     import dask.array as da
 

@@ -19,7 +19,7 @@ _buffers = threading.local()
 _CACHED_WIDTHS = 4
 
 
-def place_chunk(X: np.ndarray, Y: np.ndarray, architecture, backend_name: str, dtype: str, start: int) -> tuple:
+def place_chunk(X: np.ndarray, Y: np.ndarray, architecture, backend_name: str, dtype: str | np.dtype, start: int) -> tuple:
     """Check one chunk, X (n, w) and Y (outputs, w) starting at column ``start``, and return it as
     a pair of the worker's backend arrays (CuPy arrays on a GPU worker) in ``dtype``."""
     where = f" (columns {start}:{start + X.shape[1]})"
@@ -29,7 +29,7 @@ def place_chunk(X: np.ndarray, Y: np.ndarray, architecture, backend_name: str, d
     return backend.asarray(X, np.dtype(dtype)), backend.asarray(Y, np.dtype(dtype))
 
 
-def chunk_gradients(params: list, chunk: tuple, architecture, backend_name: str, dtype: str, scale: float) -> tuple:
+def chunk_gradients(params: list, chunk: tuple, architecture, backend_name: str, dtype: str | np.dtype, scale: float) -> tuple:
     """(summed loss, [(dW, db)] as NumPy arrays) of one chunk (X (n, w), Y (outputs, w)) at
     ``params`` [(W, b)] (NumPy), the gradients multiplied by ``scale`` (1/m for the mean loss)."""
     X, Y = chunk
@@ -42,7 +42,7 @@ def chunk_gradients(params: list, chunk: tuple, architecture, backend_name: str,
     return backend.to_float(loss), [(backend.to_numpy(dW), backend.to_numpy(db)) for dW, db in grads]
 
 
-def chunk_loss(params: list, chunk: tuple, architecture, backend_name: str, dtype: str) -> float:
+def chunk_loss(params: list, chunk: tuple, architecture, backend_name: str, dtype: str | np.dtype) -> float:
     """The summed loss of one chunk (X, Y) at ``params`` (NumPy [(W, b)])."""
     X, Y = chunk
     backend = load_backend(backend_name)

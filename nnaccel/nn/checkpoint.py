@@ -27,6 +27,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, fields
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def save(
     """Write ``network`` with its records to one ``.npz`` file, atomically; ``trained`` (see
     ``trained_record``) says what trained it, for ``nnaccel info --model``; ``state`` (with
     ``training``) is the run's optimizer, schedule and early-stopping state."""
-    records, arrays = {}, {}
+    records: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
     if trained is not None:
         records["trained"] = trained
     if pipeline is not None:
@@ -92,7 +94,7 @@ def load(path: str | os.PathLike, backend=None, *, checkpoint: bool = False) -> 
     if checkpoint:
         check_training_record(training, path)
     network = from_file_config(Network, path, config, params, backend)
-    if checkpoint:
+    if checkpoint and training is not None:  # (a checkpoint without one is refused above)
         state = read_state(path, training, network.get_params())
     trained = records.get("trained")
     return SavedModel(network, records.get("pipeline"), training, trained if isinstance(trained, dict) else None, state)
@@ -260,7 +262,8 @@ def _schedule_state(path: str, record) -> ScheduleState:
     names = {spec.name for spec in fields(ScheduleState)}
     if not isinstance(record, dict) or set(record) != names:
         _damaged(path, "its learning-rate schedule state is missing or incomplete")
-    state = ScheduleState(**{key: math.inf if key == "best" and value is None else value for key, value in record.items()})
+    values: dict[str, Any] = {key: math.inf if key == "best" and value is None else value for key, value in record.items()}
+    state = ScheduleState(**values)  # the record's JSON values, checked below
     numbers = (state.base_lr, state.lr, state.best)
     if not all(_number(value) for value in numbers) or not all(
         _whole(value) for value in (state.epochs, state.examples, state.bad_epochs, state.cooldown)
@@ -311,7 +314,7 @@ class DamagedCheckpoint(ValueError):
     """A checkpoint whose training record or state cannot be resumed; the message names the file."""
 
 
-def _damaged(path: str, problem: str):
+def _damaged(path: str, problem: str) -> NoReturn:
     raise DamagedCheckpoint(f"{path!r} is a damaged checkpoint: {problem}; resume from another checkpoint or start again")
 
 

@@ -56,7 +56,7 @@ class Model:
     @property
     def classes(self) -> list | None:
         """The class labels in the order of ``predict_proba``'s columns (None for regression)."""
-        return list(self.pipeline.classes) if self.pipeline.task == "classification" else None
+        return list(self.pipeline.class_list) if self.pipeline.task == "classification" else None
 
     @property
     def task(self) -> str:
@@ -114,12 +114,12 @@ def load_model(path: str | os.PathLike, backend=None) -> Model:
     ``Model`` on ``backend`` (None: the current backend); a ValueError names a damaged file."""
     path = os.fspath(path)
     saved = checkpoint.load(path, backend=backend)
-    pipeline = saved.pipeline
-    if pipeline is not None:
-        if not isinstance(pipeline, dict):
+    record, pipeline = saved.pipeline, None
+    if record is not None:
+        if not isinstance(record, dict):
             raise ValueError(f"{path!r} is damaged: its preprocessing record is not a mapping")
         try:
-            pipeline = Pipeline.from_dict(pipeline)
+            pipeline = Pipeline.from_dict(record)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path!r} is damaged: {error}") from None
     return Model(saved.network, pipeline, training=saved.training, trained=saved.trained, path=path)

@@ -342,7 +342,8 @@ class Network:
             if name[:1] in ("W", "b") and name[1:].isdigit():
                 raise ValueError(f"entry name {name!r} is reserved for the network itself")
             entries[name] = value
-        atomic_write(path, lambda handle: np.savez(handle, **entries))
+        # mypy matches **entries against savez's allow_pickle: bool too (it cannot tell the keys apart)
+        atomic_write(path, lambda handle: np.savez(handle, **entries))  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | Backend | None = None) -> Network:

@@ -109,13 +109,15 @@ def from_torch(module) -> tuple[list[int], list[str], str, list]:
     if not linear or linear[0] != 0:
         first = type(modules[0]).__name__ if modules else "nothing"
         raise ValueError(f"from_torch needs a Sequential that starts with a Linear layer; it starts with {first}")
-    params, activations, output = [], [], "identity"
+    params: list[tuple[np.ndarray, np.ndarray]] = []
+    activations: list[str] = []
+    output = "identity"
     for number, start in enumerate(linear):
         layer = modules[start]
         stop = linear[number + 1] if number + 1 < len(linear) else len(modules)
         position = "output" if number == len(linear) - 1 else "hidden"
-        names = [_torch_activation(child, position) for child in modules[start + 1 : stop]]
-        names = [name for name in names if name is not None]
+        found = [_torch_activation(child, position) for child in modules[start + 1 : stop]]
+        names = [name for name in found if name is not None]
         if len(names) > 1:
             raise ValueError(f"Linear layer {number + 1} is followed by {len(names)} activations; nnaccel has one per layer")
         name = names[0] if names else "identity"

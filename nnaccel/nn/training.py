@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from ..optim import (
     resolve_schedule,
 )
 
+if TYPE_CHECKING:
+    from ..backends.plans import Plan
+
 
 @dataclass
 class TrainingState:
@@ -62,6 +66,18 @@ class TrainingState:
     stopping: StoppingState | None = None
     _read_optimizer: Callable[[], OptimizerState] | None = field(default=None, repr=False, compare=False)
 
+    def schedule_state(self) -> ScheduleState:
+        """``schedule``, which a run with a schedule starts at its first epoch."""
+        if self.schedule is None:
+            raise RuntimeError("the run has a learning-rate schedule but no schedule state")
+        return self.schedule
+
+    def stopping_state(self) -> StoppingState:
+        """``stopping``, which a run with early stopping starts at its first epoch."""
+        if self.stopping is None:
+            raise RuntimeError("the run stops early but has no early-stopping state")
+        return self.stopping
+
     def capture_optimizer(self) -> OptimizerState | None:
         """The optimizer's state now, as NumPy arrays (also kept in ``optimizer``)."""
         if self._read_optimizer is not None:
@@ -76,7 +92,7 @@ class RunSettings:
     training examples per epoch (0 when not known before the first epoch)."""
 
     hyper: Hyperparameters
-    plan: object
+    plan: Plan
     schedule: Schedule | None = None
     stopping: EarlyStopping | None = None
     examples: int = 0
@@ -249,7 +265,11 @@ def run_epochs(
     started = time.perf_counter()
     stop = False
     for epoch in range(start_epoch, epochs):
-        hyper = settings.hyper if schedule is None else Hyperparameters(state.schedule.lr, settings.hyper.l1, settings.hyper.l2)
+        hyper = (
+            settings.hyper
+            if schedule is None
+            else Hyperparameters(state.schedule_state().lr, settings.hyper.l1, settings.hyper.l2)
+        )
         loss, validation_loss, m = _train_epoch(network, plan, run_epoch, measure_validation, epoch, hyper, history)
         history["loss"].append(loss)
         if validation_loss is not None:
@@ -265,10 +285,10 @@ def run_epochs(
             raise TrainingInterrupted(epoch + 1, history) from None  # the epoch is complete and recorded
         if stop:
             break
-    if stop and stopping is not None and stopping.restore_best and state.stopping.best_params:
+    if stop and stopping is not None and stopping.restore_best and state.stopping_state().best_params:
         # only when stopped early: a run that used all its epochs keeps the last one's parameters,
         # so continuing it (more epochs, a resume) equals one longer run
-        network.parameters = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping.best_params]
+        network.parameters = [(backend.copy(W), backend.copy(b)) for W, b in state.stopping_state().best_params]
     if progress:
         print(file=sys.stderr)
     return history
@@ -320,16 +340,18 @@ def _after_epoch(network, state: TrainingState, settings: RunSettings, epoch: in
     """The schedule's next rate and early stopping's verdict after ``epoch``; True: stop here."""
     stop = False
     if settings.schedule is not None:
-        state.schedule.examples = state.schedule.examples or m
+        schedule = state.schedule_state()
+        schedule.examples = schedule.examples or m
         monitored = history["val_loss"][-1] if history.get("val_loss") else history["loss"][-1]
-        settings.schedule.after_epoch(state.schedule, epoch, monitored)
-        stop = state.schedule.finished
+        settings.schedule.after_epoch(schedule, epoch, monitored)
+        stop = schedule.finished
     if settings.stopping is not None:
         backend = network.backend
         value = settings.stopping.value(network, history)
         copies = lambda: [(backend.copy(W), backend.copy(b)) for W, b in network.parameters]  # noqa: E731
-        stop = settings.stopping.after_epoch(state.stopping, epoch + 1, value, copies) or stop
-        history["best_epoch"] = state.stopping.best_epoch
+        stopping = state.stopping_state()
+        stop = settings.stopping.after_epoch(stopping, epoch + 1, value, copies) or stop
+        history["best_epoch"] = stopping.best_epoch
         history["last_epoch"] = epoch + 1
     return stop
 
@@ -371,7 +393,7 @@ def _streamed_epochs(network, optimizer, source: DataSource, batch_size, shuffle
     columns = default_chunk_columns(network.architecture, network.dtype)
     full_batch = batch_size is None or (source.m is not None and batch_size >= source.m)
     plan = network.plan(None if full_batch else int(batch_size), optimizer)
-    chunk_grads = network.gradient_buffers() if full_batch else None
+    chunk_grads = network.gradient_buffers() if full_batch else []  # each chunk's part (full batch only)
 
     def run_epoch(epoch: int, hyper: Hyperparameters) -> tuple:
         if full_batch:
@@ -461,6 +483,7 @@ def streamed_mean_loss(network, source: DataSource) -> float:
 
 def _checked_validation(validation, architecture, passes: int):
     """``validation`` as checked host arrays (X (n, m), Y (outputs, m)) or a checked source."""
+    source: DataSource | None
     if isinstance(validation, DataSource):
         source = validation
     else:

@@ -16,6 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ..optim import OptimizerState, ScheduleState
 from ._params import STOCHASTIC_SOLVERS, check_params
 from ._solvers import StochasticRun, fit_lbfgs
 
@@ -34,6 +35,16 @@ def _partial_fit_available(estimator) -> bool:
 class _NNBase(BaseEstimator):
     """What both estimators share: the hyperparameters, the initial weights, the solvers, the
     fitted attributes and the forward pass."""
+
+    # The stochastic solvers' fitted attributes and carried state (declared for the type checker;
+    # set by ``_initialize`` and ``_ensure_stochastic_attributes``).
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+    best_loss_: float | None
+    _shuffle_seed: int | None
+    _optimizer_state: OptimizerState | None
+    _schedule_state: ScheduleState | None
 
     def _store(self, params: dict) -> None:
         # scikit-learn's rule: __init__ only stores its arguments; fit checks them
