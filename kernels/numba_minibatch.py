@@ -137,11 +137,11 @@ def _output_gradient(h, first, outputs, Y, column, code, fast):
     return loss
 
 
-@numba.njit(**OPTIONS)
-def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients):
-    """Adds the gradients of example ``column`` of X (n, m), Y (outputs, m) to ``gradients``
-    (laid out like theta); returns its loss. h (n + units,) is scratch: the example's inputs, then
-    each layer's H (later its dA) at n + row_offsets[layer]."""
+@numba.njit(inline="always", **OPTIONS)
+def _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h):
+    """The forward pass of example ``column`` of X (n, m) into h (n + units,): the inputs at
+    h[:n], then each layer's H = act(W H_prev + b) at n + row_offsets[layer], the output layer's
+    A_L = W H_prev + b left for ``_output_gradient``."""
     depth = sizes.size - 1
     n = sizes[0]
     for k in range(n):
@@ -156,6 +156,16 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
             for k in range(fan_in):
                 a += theta[weights + k] * h[inputs + k]
             h[outputs + i] = a if layer == depth - 1 else activate_value(a, codes[layer], fast)
+
+
+@numba.njit(**OPTIONS)
+def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients):
+    """Adds the gradients of example ``column`` of X (n, m), Y (outputs, m) to ``gradients``
+    (laid out like theta); returns its loss. h (n + units,) is scratch: the example's inputs, then
+    each layer's H (later its dA) at n + row_offsets[layer]."""
+    depth = sizes.size - 1
+    n = sizes[0]
+    _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
     loss = _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)  # dA_L = H_L - Y
     for layer in range(depth - 1, -1, -1):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
@@ -175,6 +185,44 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
                 dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
             h[inputs + k] = dH * derivative_value(h[inputs + k], codes[layer - 1])
     return loss
+
+
+@numba.njit(**OPTIONS)
+def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, lr, l1, l2):
+    """Plain SGD at batch 1 over the columns of X (n, m), Y (outputs, m) in order; returns the
+    summed loss (each example's taken before its update). The arithmetic of ``train_epoch`` at
+    batch 1 without its gradient vector and separate update pass: from the top layer down, the
+    backward first reads W for dA_prev = (W^T dA) * act'(H_prev), then W and b are updated in
+    place: W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA."""
+    m = X.shape[1]
+    depth = sizes.size - 1
+    n = sizes[0]
+    h = np.empty(n + row_offsets[depth], dtype=X.dtype)
+    dA_prev = np.empty(sizes.max(), dtype=X.dtype)
+    total = 0.0
+    for column in range(m):
+        _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
+        total += _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)
+        for layer in range(depth - 1, -1, -1):
+            fan_in, fan_out = sizes[layer], sizes[layer + 1]
+            inputs = 0 if layer == 0 else n + row_offsets[layer - 1]
+            outputs = n + row_offsets[layer]
+            if layer > 0:
+                for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), with W before its update
+                    dH = ZERO * h[0]
+                    for i in range(fan_out):
+                        dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
+                    dA_prev[k] = dH * derivative_value(h[inputs + k], codes[layer - 1])
+            for i in range(fan_out):  # W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA
+                dA = h[outputs + i]
+                weights = weight_offsets[layer] + i * fan_in
+                for k in range(fan_in):
+                    w = theta[weights + k]
+                    theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
+                theta[bias_offsets[layer] + i] -= lr * dA
+            for k in range(fan_in if layer > 0 else 0):  # H_prev's entries become dA_prev
+                h[inputs + k] = dA_prev[k]
+    return total
 
 
 @numba.njit(**OPTIONS)

@@ -174,6 +174,19 @@ class FusedEpochPlan(_PackedPlan):
     def packed_batches(self, X, Y, hyper: Hyperparameters):
         rule, settings = update_rule(self.optimizer, hyper)
         batch_size, state = int(self.mini_batch_size), self.current_state()
+        if batch_size == 1 and rule == numba_optim.RULE_SGD:
+            total = kernels.train_examples(
+                np.ascontiguousarray(X, dtype=self.dtype),
+                np.ascontiguousarray(Y, dtype=self.dtype),
+                self.theta,
+                *self.layout.arrays(),
+                self.fast,
+                hyper.lr,
+                hyper.l1,
+                hyper.l2,
+            )
+            state.step += X.shape[1]
+            return np.float64(total)
         total = kernels.train_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
