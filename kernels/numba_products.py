@@ -88,11 +88,11 @@ def _row_pair_kernel(derivative):
         source = the rows of dA; the sums are db_prev.
 
         Each source entry is loaded once for both rows and each output is written once, with every
-        product of a column in registers: on 2-6-6-1 the fused pass measured 7% faster than with
-        ``combine_rows`` (which rereads and rewrites its output every four source rows), and 5-8%
-        faster again with the backward's derivative in the same pass rather than in a pass of its
-        own over a dH buffer. LLVM vectorises only a loop whose body it sees whole, so each count has
-        its own loop."""
+        product of a column in registers (``combine_rows`` rereads and rewrites its output every
+        four source rows), and the backward's derivative is taken in the same pass instead of in a
+        pass of its own over a dH buffer. LLVM vectorises only a loop whose body it sees whole, so
+        each count has its own loop: a loop over the count leaves the pass scalar (measured in
+        BENCHMARKS.md)."""
         # rows and weights past the last (never read) repeat the last one, so every index is valid
         last = count - 1
         t1, t2, t3, t4 = min(1, last), min(2, last), min(3, last), min(4, last)
