@@ -8,7 +8,8 @@ The backend comes from ``NNACCEL_BACKEND`` (numpy | numba | cupy | auto), ``set_
 ``use_backend`` or a network's ``backend=`` argument.
 """
 
-# First, before anything imports NumPy: OpenBLAS's thread settings are read when it loads.
+# First, before anything imports NumPy: OpenBLAS reads its thread settings when it loads (when NumPy
+# is loaded already, its workers are restarted to read them; see nnaccel.threads).
 from .threads import set_openblas_thread_timeout
 
 OPENBLAS_THREAD_TIMEOUT_SET_HERE = set_openblas_thread_timeout()
