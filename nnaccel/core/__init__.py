@@ -4,7 +4,7 @@
   alphas) and the checks of a name;
 * ``architecture``: ``Architecture``, a network's layer sizes, activations and output;
 * ``validation``: the checks on user input (arrays, dtypes, seeds, counts) run before any work;
-* ``background``: the one thread that prepares training data (shuffled orders, gathered chunks)
+* ``background``: the threads that prepare training data (shuffled orders, gathered chunks)
   while a kernel trains.
 
 The layers above read top to bottom: cli, sklearn, distributed, bench -> nn -> backends, data ->
