@@ -220,8 +220,8 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
                     w = theta[weights + k]
                     theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
                 theta[bias_offsets[layer] + i] -= lr * dA
-            for k in range(fan_in if layer > 0 else 0):  # H_prev's entries become dA_prev
-                h[inputs + k] = dA_prev[k]
+            if layer > 0:  # H_prev's entries become dA_prev, now that the update has read them
+                h[inputs : inputs + fan_in] = dA_prev[:fan_in]
     return total
 
 

@@ -22,18 +22,18 @@ Result = TypeVar("Result")
 
 WORKERS = 2
 _lock = threading.Lock()
-_worker: ThreadPoolExecutor | None = None
-_worker_pid = 0
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0  # the process that started _pool (a forked child needs its own)
 
 
 def submit(function: Callable[..., Result], *arguments) -> Future[Result]:
     """``function(*arguments)`` on a background thread; its result (or exception) is the future's."""
-    global _worker, _worker_pid
+    global _pool, _pool_pid
     with _lock:
-        if _worker is None or _worker_pid != os.getpid():
-            _worker = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="nnaccel-prepare")
-            _worker_pid = os.getpid()
-        return _worker.submit(function, *arguments)
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="nnaccel-prepare")
+            _pool_pid = os.getpid()
+        return _pool.submit(function, *arguments)
 
 
 def wait_quietly(future: Future | None) -> None:

@@ -105,10 +105,10 @@ def epoch_order(seed: int, epoch: int, m: int) -> np.ndarray:
 
 
 class EpochOrders:
-    """``epoch_order(seed, epoch, m)`` for the epochs of one run, each next epoch's drawn on the
-    background thread while this one trains (a permutation of 1e6 indices takes about as long as a
-    fifth of a 2-6-6-1 epoch at batch 32). Up to ``PREFETCH_LIMIT`` examples only: beyond, the
-    second order of m indices would cost more memory than its time is worth."""
+    """``epoch_order(seed, epoch, m)`` for the epochs of one run, each next epoch's drawn on a
+    background thread while this one trains (a permutation of m indices is a sizeable part of a
+    small network's epoch). Up to ``PREFETCH_LIMIT`` examples only: beyond, the second order of m
+    indices would cost more memory than its time is worth."""
 
     PREFETCH_LIMIT = 1 << 22
 
