@@ -26,17 +26,14 @@ import math
 import numba
 import numpy as np
 
-# the forward pass of a block, two rows of A = W H per pass (shared with the parallel fused pass)
-from .numba_network import _forward_block
+# a block's forward and backward passes, two rows at a time (shared with the parallel fused pass)
+from .numba_network import _forward_block, block_backward, block_loss, block_output
 from .numba_optim import update_parameters
-from .numba_products import add_products, combine_rows
 from .numba_rows import (
-    IDENTITY,
     OPTIONS,
     OUTPUT_SIGMOID,
     OUTPUT_SOFTMAX,
     ROW_OPTIONS,
-    SIGMOID,
     ZERO,
     activate_row,
     activate_value,
@@ -51,7 +48,6 @@ from .numba_rows import (
     sigmoid_cross_entropy,
     sigmoid_from_exp,
     softmax_block,
-    softmax_forward_block,
 )
 
 # Batches below this size go one example at a time through scalar loops: with a few examples a
@@ -66,37 +62,9 @@ def block_gradients(
     """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
     ``gradients`` (laid out like theta, float64); returns their summed loss. H (units, block) and
     dH (block,) are scratch; shift and normaliser (block,) float64 scratch for a softmax output."""
-    depth = sizes.size - 1
-    outputs = sizes[depth]
-    output_rows = row_offsets[depth - 1]
-    output_bias = bias_offsets[depth - 1]
-    output_code = codes[depth - 1]
     _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-    loss = 0.0
-    if output_code == OUTPUT_SOFTMAX:  # the output rows become dA_L = H_L - Y
-        loss += softmax_block(H, output_rows, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
-    else:
-        for i in range(outputs):
-            loss += output_row(H, output_rows + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
-    for i in range(outputs):
-        gradients[output_bias + i] += row_sum(H[output_rows + i, :width], ZERO)  # db_L = sum(dA_L)
-    for layer in range(depth - 1, -1, -1):
-        fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        dA_row = row_offsets[layer]
-        if layer == 0:
-            source, source_row, source_col = X, 0, start
-        else:
-            source, source_row, source_col = H, row_offsets[layer - 1], 0
-        for i in range(fan_out):  # dW = dA H_prev^T
-            add_products(
-                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
-            )
-        if layer == 0:
-            break
-        for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), into H_prev's row; db_prev = sum(dA_prev)
-            combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-            row = row_offsets[layer - 1] + k
-            gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
+    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
+    block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
     return loss
 
 
@@ -216,9 +184,14 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
             for i in range(fan_out):  # W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA
                 dA = h[outputs + i]
                 weights = weight_offsets[layer] + i * fan_in
-                for k in range(fan_in):
-                    w = theta[weights + k]
-                    theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
+                if l1 == 0.0:  # as in sgd_update: sign(W)'s branches are left out of the common case
+                    for k in range(fan_in):
+                        w = theta[weights + k]
+                        theta[weights + k] = w - lr * (dA * h[inputs + k] + l2 * w)
+                else:
+                    for k in range(fan_in):
+                        w = theta[weights + k]
+                        theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
                 theta[bias_offsets[layer] + i] -= lr * dA
             if layer > 0:  # H_prev's entries become dA_prev, now that the update has read them
                 h[inputs : inputs + fan_in] = dA_prev[:fan_in]
@@ -305,8 +278,6 @@ def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, code
     (outputs, m) with the output layer's activations H_L instead (Y unused) and returns 0."""
     m = X.shape[1]
     depth = sizes.size - 1
-    outputs = sizes[depth]
-    output_rows, output_bias, output_code = row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
     H = np.empty((row_offsets[depth], block), dtype=X.dtype)
     shift = np.empty(block)
     normaliser = np.empty(block)
@@ -314,22 +285,10 @@ def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, code
     for start in range(0, m, block):
         width = min(block, m - start)
         _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-        if not predict:
-            if output_code == OUTPUT_SOFTMAX:
-                total += softmax_block(H, output_rows, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser)
-            else:
-                for i in range(outputs):
-                    total += output_row(H, output_rows + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
+        if predict:
+            block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
         else:
-            if output_code == OUTPUT_SOFTMAX:
-                softmax_forward_block(H, output_rows, 0, theta, output_bias, outputs, width, shift, normaliser)
-            for i in range(outputs):
-                row = H[output_rows + i, :width]
-                if output_code != OUTPUT_SOFTMAX:
-                    activate_row(row, theta[output_bias + i], SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY, fast)
-                target = out[i, start : start + width]
-                for j in range(width):
-                    target[j] = row[j]
+            total += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
     return total
 
 

@@ -44,6 +44,7 @@ from .numba_rows import (
     OUTPUT_SIGMOID,
     OUTPUT_SOFTMAX,
     ROW_OPTIONS,
+    ROW_SUM_OPTIONS,
     SIGMOID,
     ZERO,
     activate_row,
@@ -159,6 +160,81 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             i += rows
 
 
+@numba.njit(**ROW_SUM_OPTIONS)
+def block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser):
+    """The output step of a block after ``_forward_block``: the output rows of H (units, block), W H
+    without the bias, become dA_L = H_L - Y for columns start:start+width of Y (outputs, m); returns
+    the block's summed loss. shift and normaliser (block,) are float64 scratch for a softmax output."""
+    depth = sizes.size - 1
+    outputs, rows, bias, code = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
+    if code == OUTPUT_SOFTMAX:
+        return softmax_block(H, rows, 0, theta, bias, Y, start, outputs, width, fast, shift, normaliser)
+    loss = 0.0
+    for i in range(outputs):
+        loss += output_row(H, rows + i, 0, theta[bias + i], Y, i, start, width, code, fast)
+    return loss
+
+
+@numba.njit(**ROW_OPTIONS)
+def block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser):
+    """The network's output for a block after ``_forward_block``: H_L = out(W H + b) from the output
+    rows of H (units, block) into columns start:start+width of out (outputs, m)."""
+    depth = sizes.size - 1
+    outputs, rows, bias, code = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
+    if code == OUTPUT_SOFTMAX:
+        softmax_forward_block(H, rows, 0, theta, bias, outputs, width, shift, normaliser)
+    for i in range(outputs):
+        row = H[rows + i, :width]
+        if code != OUTPUT_SOFTMAX:
+            activate_row(row, theta[bias + i], SIGMOID if code == OUTPUT_SIGMOID else IDENTITY, fast)
+        target = out[i, start : start + width]
+        for j in range(width):
+            target[j] = row[j]
+
+
+@numba.njit(**ROW_OPTIONS)
+def block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients):
+    """Backpropagation through a block after ``_forward_block`` and the output step: H (units, block)
+    holds every hidden layer's H and the output rows dA_L = H_L - Y for columns start:start+width of
+    X (n, m); adds the block's summed dW and db to ``gradients`` (laid out like theta), each layer's
+    dA overwriting its H rows on the way down. dH (block,) is scratch."""
+    depth = sizes.size - 1
+    for layer in range(depth - 1, -1, -1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        dA_row = row_offsets[layer]
+        if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
+            for i in range(fan_out):
+                gradients[bias_offsets[layer] + i] += row_sum(H[dA_row + i, :width], ZERO)  # db = sum(dA)
+        source, source_row, source_col = _layer_input(layer, X, H, row_offsets, start)
+        for i in range(0, fan_out - 1, 2):  # dW = dA H_prev^T (X^T for the first layer), rows i and i + 1
+            weight_index = weight_offsets[layer] + i * fan_in
+            dA0, dA1 = H[dA_row + i], H[dA_row + i + 1]
+            add_products_pair(
+                gradients, weight_index, weight_index + fan_in, dA0, dA1, source, source_row, source_col, fan_in, width
+            )
+        if fan_out % 2 == 1:  # the last row
+            weight_index = weight_offsets[layer] + (fan_out - 1) * fan_in
+            add_products(gradients, weight_index, H[dA_row + fan_out - 1], source, source_row, source_col, fan_in, width)
+        if layer == 0:
+            break
+        k = 0
+        while k < fan_in:
+            # dA_prev = (W^T dA) * act'(H_prev) into H_prev's rows k (and k + 1); db_prev = sum(dA_prev)
+            column = weight_offsets[layer] + k  # W's column k, read with stride fan_in
+            row = row_offsets[layer - 1] + k
+            code = codes[layer - 1]
+            if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:
+                H0, H1 = H[row, :width], H[row + 1, :width]
+                db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                gradients[bias_offsets[layer - 1] + k] += db0
+                gradients[bias_offsets[layer - 1] + k + 1] += db1
+                k += 2
+            else:  # dH_prev = W^T dA into the dH buffer first
+                combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
+                gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], code, ZERO)
+                k += 1
+
+
 @numba.njit(parallel=True, **OPTIONS)
 def network_pass(
     X,
@@ -185,10 +261,6 @@ def network_pass(
     """
     m = X.shape[1]
     depth = sizes.size - 1
-    outputs = sizes[depth]
-    output_row_offset = row_offsets[depth - 1]
-    output_code = codes[depth - 1]
-    output_bias = bias_offsets[depth - 1]
     per_task = block * ((((m + block - 1) // block) + MAX_TASKS - 1) // MAX_TASKS)
     tasks = (m + per_task - 1) // per_task
     for task in prange(tasks):
@@ -202,62 +274,11 @@ def network_pass(
             width = min(block, m - start)
             _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
             if mode == FORWARD:
-                if output_code == OUTPUT_SOFTMAX:
-                    softmax_forward_block(H, output_row_offset, 0, theta, output_bias, outputs, width, shift, normaliser)
-                for i in range(outputs):
-                    row = output_row_offset + i
-                    if output_code != OUTPUT_SOFTMAX:
-                        hidden_code = SIGMOID if output_code == OUTPUT_SIGMOID else IDENTITY
-                        activate_row(H[row, :width], theta[output_bias + i], hidden_code, fast)
-                    target = out[i, start : start + width]
-                    for j in range(width):
-                        target[j] = H[row, j]
+                block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
                 continue
-            # output layer: loss, and H_L rows become dA_L = H_L - Y
-            if output_code == OUTPUT_SOFTMAX:
-                loss += softmax_block(
-                    H, output_row_offset, 0, theta, output_bias, Y, start, outputs, width, fast, shift, normaliser
-                )
-            else:
-                for i in range(outputs):
-                    loss += output_row(H, output_row_offset + i, 0, theta[output_bias + i], Y, i, start, width, output_code, fast)
-            if mode == LOSS:
-                continue
-            # backward: each layer's dA overwrites its H rows (H_L's rows already hold dA_L)
-            for layer in range(depth - 1, -1, -1):
-                fan_in, fan_out = sizes[layer], sizes[layer + 1]
-                dA_row = row_offsets[layer]
-                if layer == depth - 1:  # a hidden layer's db was summed as its dA was formed (below)
-                    for i in range(fan_out):
-                        gradients[bias_offsets[layer] + i] += row_sum(H[dA_row + i, :width], ZERO)  # db = sum(dA)
-                source, source_row, source_col = _layer_input(layer, X, H, row_offsets, start)
-                for i in range(0, fan_out - 1, 2):  # dW = dA H_prev^T (X^T for the first layer), rows i and i + 1
-                    weight_index = weight_offsets[layer] + i * fan_in
-                    dA0, dA1 = H[dA_row + i], H[dA_row + i + 1]
-                    add_products_pair(
-                        gradients, weight_index, weight_index + fan_in, dA0, dA1, source, source_row, source_col, fan_in, width
-                    )
-                if fan_out % 2 == 1:  # the last row
-                    weight_index = weight_offsets[layer] + (fan_out - 1) * fan_in
-                    add_products(gradients, weight_index, H[dA_row + fan_out - 1], source, source_row, source_col, fan_in, width)
-                if layer == 0:
-                    break
-                k = 0
-                while k < fan_in:
-                    # dA_prev = (W^T dA) * act'(H_prev) into H_prev's rows k (and k + 1); db_prev = sum(dA_prev)
-                    column = weight_offsets[layer] + k  # W's column k, read with stride fan_in
-                    row = row_offsets[layer - 1] + k
-                    code = codes[layer - 1]
-                    if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:
-                        H0, H1 = H[row, :width], H[row + 1, :width]
-                        db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
-                        gradients[bias_offsets[layer - 1] + k] += db0
-                        gradients[bias_offsets[layer - 1] + k + 1] += db1
-                        k += 2
-                    else:  # dH_prev = W^T dA into the dH buffer first
-                        combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
-                        gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], code, ZERO)
-                        k += 1
+            loss += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
+            if mode == GRADIENTS:
+                block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
         partial_losses[task] = loss
         if mode == GRADIENTS:
             for index in range(theta.size):

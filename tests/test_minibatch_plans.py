@@ -58,6 +58,16 @@ def test_numba_plans_equal_the_numpy_reference(backend, batch_size, network):
     _assert_same(expected, _train(BACKENDS[backend](), layers, activation, output, X, Y, **settings), 1e-9)
 
 
+@pytest.mark.parametrize("penalties", [dict(l1=0.0, l2=1e-2), dict(l1=1e-3, l2=0.0)], ids=["l2", "l1"])
+def test_one_example_steps_with_one_penalty_equal_the_numpy_reference(penalties):
+    """Batch 1 with plain SGD (the in-place kernel), each penalty alone: within 1e-9 of NumPy."""
+    layers, activation, output = NETWORKS[0]
+    X, Y = _data(layers, output, 203)
+    settings = dict(epochs=2, lr=0.05, batch_size=1, seed=7, **penalties)
+    expected = _train("numpy", layers, activation, output, X, Y, **settings)
+    _assert_same(expected, _train(BACKENDS["numba fused"](), layers, activation, output, X, Y, **settings), 1e-9)
+
+
 @pytest.mark.parametrize("batch_size", [1, 5, 32])
 def test_fused_plan_gathering_chunks_ahead_equals_the_numpy_reference(monkeypatch, batch_size):
     """Many gathered chunks per epoch, the next one gathered on a background thread while the
