@@ -26,9 +26,10 @@ import math
 import numba
 import numpy as np
 
-# a block's forward and backward passes, two rows at a time (shared with the parallel fused pass)
-from .numba_network import _forward_block, block_backward, block_loss, block_output
+# a block's forward pass (two rows of A = W H per pass) and output step, shared with the fused pass
+from .numba_network import _forward_block, block_loss, block_output
 from .numba_optim import update_parameters
+from .numba_products import add_products, combine_rows
 from .numba_rows import (
     OPTIONS,
     OUTPUT_SIGMOID,
@@ -61,10 +62,34 @@ def block_gradients(
 ):
     """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
     ``gradients`` (laid out like theta, float64); returns their summed loss. H (units, block) and
-    dH (block,) are scratch; shift and normaliser (block,) float64 scratch for a softmax output."""
+    dH (block,) are scratch; shift and normaliser (block,) float64 scratch for a softmax output.
+
+    The backward goes a row at a time, not by the fused pass's ``block_backward``: its row pairs
+    are faster, but they compile one kernel per hidden activation, which would lengthen the first
+    run of every mini-batch training by far more than they save (BENCHMARKS.md, "The epoch
+    kernel's backward")."""
     _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
     loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
-    block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
+    depth = sizes.size - 1
+    for i in range(sizes[depth]):
+        gradients[bias_offsets[depth - 1] + i] += row_sum(H[row_offsets[depth - 1] + i, :width], ZERO)  # db_L = sum(dA_L)
+    for layer in range(depth - 1, -1, -1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        dA_row = row_offsets[layer]
+        if layer == 0:
+            source, source_row, source_col = X, 0, start
+        else:
+            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        for i in range(fan_out):  # dW = dA H_prev^T
+            add_products(
+                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
+            )
+        if layer == 0:
+            break
+        for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), into H_prev's row; db_prev = sum(dA_prev)
+            combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
+            row = row_offsets[layer - 1] + k
+            gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
     return loss
 
 
