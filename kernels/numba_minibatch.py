@@ -4,10 +4,12 @@ wide network's step.
 Small networks (every layer a few dozen units wide). A mini-batch step of 2-6-6-1 at batch 32 is
 a few thousand multiply-adds; a Python loop dispatching ten kernels per step spends its time in
 the dispatches, and a parallel kernel per step spends it waking the thread pool. ``train_epoch``
-instead runs every step of an epoch, back to back on one thread: for each batch of X's columns,
-the forward pass, the loss, the backward pass and the update of the packed parameters ``theta``
-(layout of ``numba_network.pack_layout``). X and Y hold the epoch's examples in the order they are
-visited (the caller gathers a shuffled epoch chunk by chunk), so every batch is a slice.
+(from ``epoch_kernel``, one per hidden activation) instead runs every step of an epoch, back to
+back on one thread: for each batch of X's columns, the forward pass, the loss, the backward pass
+and the update of the packed parameters ``theta`` (layout of ``numba_network.pack_layout``). X and
+Y hold the epoch's examples in the order they are visited (the caller gathers a shuffled epoch
+chunk by chunk), so every batch is a slice. Batch 1 with plain SGD has its own kernel,
+``train_examples``.
 
 Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
 between them, a (units, batch) array of a few hundred thousand entries at most, costs less than
@@ -29,8 +31,9 @@ import numpy as np
 # a block's forward pass (two rows of A = W H per pass) and output step, shared with the fused pass
 from .numba_network import _forward_block, block_loss, block_output
 from .numba_optim import update_parameters
-from .numba_products import add_products, combine_rows
+from .numba_products import PAIR_MAX_COUNT, add_products, backward_row_pair, combine_rows
 from .numba_rows import (
+    IDENTITY,
     OPTIONS,
     OUTPUT_SIGMOID,
     OUTPUT_SOFTMAX,
@@ -54,43 +57,6 @@ from .numba_rows import (
 # Batches below this size go one example at a time through scalar loops: with a few examples a
 # row pass per unit costs more in calls and loop set-up than its arithmetic.
 SCALAR_BATCH = 8
-
-
-@numba.njit(**ROW_OPTIONS)
-def block_gradients(
-    X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift, normaliser, gradients
-):
-    """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
-    ``gradients`` (laid out like theta, float64); returns their summed loss. H (units, block) and
-    dH (block,) are scratch; shift and normaliser (block,) float64 scratch for a softmax output.
-
-    The backward goes a row at a time, not by the fused pass's ``block_backward``: its row pairs
-    are faster, but they compile one kernel per hidden activation, which would lengthen the first
-    run of every mini-batch training by far more than they save (BENCHMARKS.md, "The epoch
-    kernel's backward")."""
-    _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
-    depth = sizes.size - 1
-    for i in range(sizes[depth]):
-        gradients[bias_offsets[depth - 1] + i] += row_sum(H[row_offsets[depth - 1] + i, :width], ZERO)  # db_L = sum(dA_L)
-    for layer in range(depth - 1, -1, -1):
-        fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        dA_row = row_offsets[layer]
-        if layer == 0:
-            source, source_row, source_col = X, 0, start
-        else:
-            source, source_row, source_col = H, row_offsets[layer - 1], 0
-        for i in range(fan_out):  # dW = dA H_prev^T
-            add_products(
-                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
-            )
-        if layer == 0:
-            break
-        for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), into H_prev's row; db_prev = sum(dA_prev)
-            combine_rows(dH, theta, weight_offsets[layer] + k, fan_in, fan_out, H, dA_row, 0, width)
-            row = row_offsets[layer - 1] + k
-            gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
-    return loss
 
 
 # ----- one example at a time: the small-batch path ------------------------------------------------
@@ -223,77 +189,121 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
     return total
 
 
-@numba.njit(**OPTIONS)
-def train_epoch(
-    X,
-    Y,
-    theta,
-    sizes,
-    weight_offsets,
-    bias_offsets,
-    row_offsets,
-    codes,
-    fast,
-    batch,
-    block,
-    rule,
-    settings,
-    step,
-    first,
-    second,
+MIXED = -1  # hidden layers of different activations (see ``epoch_kernel``)
+
+
+@numba.njit(inline="always", **OPTIONS)
+def block_gradients(
+    hidden, X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift, normaliser,
     gradients,
-):
-    """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m) and
-    Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient (a
-    batch is summed in blocks of ``block`` columns) updates theta before the next batch is read,
-    by the optimizer ``rule`` with its ``settings`` and state vectors ``first``, ``second`` (see
-    ``numba_optim.update_parameters``), the steps numbered on from ``step`` (the updates already
-    made). ``gradients`` (parameters,) float64 is scratch. Returns the summed loss over the epoch
-    (each batch's loss taken before its update)."""
-    m = X.shape[1]
+):  # fmt: skip
+    """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
+    ``gradients`` (laid out like theta, float64); returns their summed loss. ``hidden`` is the
+    activation code every hidden layer shares, or ``MIXED``. H (units, block) and dH (block,) are
+    scratch; shift and normaliser (block,) float64 scratch for a softmax output."""
+    _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
     depth = sizes.size - 1
-    H = np.empty((row_offsets[depth], block), dtype=X.dtype)
-    dH = np.empty(block, dtype=X.dtype)
-    shift = np.empty(block)
-    normaliser = np.empty(block)
-    h = np.empty(sizes[0] + row_offsets[depth], dtype=X.dtype)
-    total = 0.0
-    for start in range(0, m, batch):
-        size = min(batch, m - start)
-        gradients[:] = 0.0
-        if size < SCALAR_BATCH:
-            for column in range(start, start + size):
-                total += example_gradients(
-                    X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
-                )
+    for i in range(sizes[depth]):  # db_L = sum(dA_L)
+        gradients[bias_offsets[depth - 1] + i] += row_sum(H[row_offsets[depth - 1] + i, :width], ZERO)
+    for layer in range(depth - 1, -1, -1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        dA_row = row_offsets[layer]
+        if layer == 0:
+            source, source_row, source_col = X, 0, start
+        else:
+            source, source_row, source_col = H, row_offsets[layer - 1], 0
+        for i in range(fan_out):  # dW = dA H_prev^T
+            add_products(
+                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
+            )
+        if layer == 0:
+            break
+        k = 0
+        while k < fan_in:  # dA_prev = (W^T dA) * act'(H_prev) into H_prev's rows; db_prev = sum(dA_prev)
+            column, row = weight_offsets[layer] + k, row_offsets[layer - 1] + k
+            if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:  # rows k and k + 1 in one pass
+                H0, H1 = H[row, :width], H[row + 1, :width]
+                if hidden == MIXED:
+                    code = codes[layer - 1]
+                    db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                else:
+                    db0, db1 = backward_row_pair(hidden, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                gradients[bias_offsets[layer - 1] + k] += db0
+                gradients[bias_offsets[layer - 1] + k + 1] += db1
+                k += 2
+            else:  # an odd last row: W^T dA into the dH buffer, then the derivative
+                combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
+                gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
+                k += 1
+    return loss
+
+
+def epoch_kernel(hidden_codes) -> numba.core.registry.CPUDispatcher:
+    """The ``train_epoch`` kernel for a network with these hidden activation codes (one per hidden
+    layer): the one compiled for their activation when they share one, else the ``MIXED`` one."""
+    shared = {int(code) for code in hidden_codes}
+    hidden = shared.pop() if len(shared) == 1 else (IDENTITY if not shared else MIXED)
+    if hidden not in _EPOCH_KERNELS:
+        _EPOCH_KERNELS[hidden] = _epoch_kernel(hidden)
+    return _EPOCH_KERNELS[hidden]
+
+
+def _epoch_kernel(hidden: int):
+    """``train_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``).
+
+    The backward's row pairs (``numba_products.backward_row_pair``: dA_prev = (W^T dA) *
+    act'(H_prev) with act' in the loops) are one kernel per activation. ``hidden`` is a constant
+    of this closure, so Numba prunes the other activations' branches of the inlined
+    ``block_gradients`` before compiling: a network compiles only the pair kernel of its own
+    activation (``MIXED`` compiles all seven). The closure holds that integer only, because Numba
+    keys a closure's cache on what it holds, and a compiled function held there would give the
+    kernel a new key, so a new compilation, in every process."""
+
+    @numba.njit(**ROW_OPTIONS)
+    def train_epoch(
+        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, rule, settings, step, first, second,
+        gradients, H, dH, shift, normaliser, h,
+    ):  # fmt: skip
+        """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m)
+        and Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient
+        (a batch is summed in blocks of ``block`` columns) updates theta before the next batch is
+        read, by the optimizer ``rule`` with its ``settings`` and state vectors ``first``,
+        ``second`` (see ``numba_optim.update_parameters``), the steps numbered on from ``step``
+        (the updates already made). Returns the summed loss over the epoch (each batch's loss taken
+        before its update).
+
+        Scratch, from the caller (compiled without reference counting, the kernel allocates
+        nothing): ``gradients`` (parameters,) float64; H (units, block) sets the block size, with
+        dH (block,), shift and normaliser (block,) float64 and h (n + units,)."""
+        m = X.shape[1]
+        block = H.shape[1]
+        total = 0.0
+        for start in range(0, m, batch):
+            size = min(batch, m - start)
+            gradients[:] = 0.0
+            if size < SCALAR_BATCH:
+                for column in range(start, start + size):
+                    total += example_gradients(
+                        X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
+                    )
+            else:
+                for block_start in range(start, start + size, block):
+                    width = min(block, start + size - block_start)
+                    total += block_gradients(
+                        hidden, X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes,
+                        fast, H, dH, shift, normaliser, gradients,
+                    )  # fmt: skip
             step += 1
             update_parameters(
                 theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets
             )
-            continue
-        for block_start in range(start, start + size, block):
-            width = min(block, start + size - block_start)
-            total += block_gradients(
-                X,
-                Y,
-                block_start,
-                width,
-                theta,
-                sizes,
-                weight_offsets,
-                bias_offsets,
-                row_offsets,
-                codes,
-                fast,
-                H,
-                dH,
-                shift,
-                normaliser,
-                gradients,
-            )
-        step += 1
-        update_parameters(theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets)
-    return total
+        return total
+
+    return train_epoch
+
+
+_EPOCH_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
 
 
 @numba.njit(**OPTIONS)

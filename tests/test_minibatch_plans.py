@@ -4,6 +4,11 @@ step, the generic plan on NumPy and the array API; thread counts; warm-up; bench
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from support import cli, labels
@@ -242,6 +247,36 @@ def test_streamed_mini_batches_equal_in_memory(tmp_path):
         in_memory = _train(backend, layers, "tanh", "sigmoid", X, Y, **settings)
         streamed = _train(backend, layers, "tanh", "sigmoid", str(tmp_path / "X.npy"), str(tmp_path / "Y.npy"), **settings)
         _assert_same(in_memory, streamed, 1e-12)
+
+
+_COMPILE_ONCE = """
+import json
+import nnaccel as nna
+from nnaccel.kernels import numba_minibatch, numba_products
+from nnaccel.kernels.activations import activation_code
+nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32").prepare(16)
+kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2)
+names = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu")
+pairs = {name: len(getattr(numba_products, f"_{name}_row_pair").signatures) for name in names}
+print(json.dumps({"pairs": pairs, "loaded": sum(kernel.stats.cache_hits.values()), "signatures": len(kernel.signatures)}))
+"""
+
+
+def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
+    """With an empty Numba cache, a tanh network's epoch kernel compiles the tanh row-pair kernel
+    and no other activation's; the next process loads that kernel from the cache, compiling nothing."""
+
+    def run() -> dict:
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-c", _COMPILE_ONCE], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["pairs"] == {"tanh": 1, "sigmoid": 0, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
+    assert first["signatures"] == 1 and first["loaded"] == 0
+    assert second["signatures"] == 1 and second["loaded"] == 1
+    assert not any(second["pairs"].values())  # loaded with the kernel, not compiled again
 
 
 def test_first_run_notice_names_the_activations():

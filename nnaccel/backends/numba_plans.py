@@ -1,9 +1,10 @@
 """The Numba backend's mini-batch training plans (see ``plans`` for the interface).
 
-* ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call,
-  ``numba_minibatch.train_epoch``, runs every step of a chunk of the epoch (16384 examples gathered
-  in their shuffled order, whole batches; the next chunk is gathered on a background thread while
-  the kernel trains on this one); the parameters stay packed in one vector throughout.
+* ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call (the
+  ``train_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's hidden
+  activation) runs every step of a chunk of the epoch (16384 examples gathered in their shuffled
+  order, whole batches; the next chunk is gathered on a background thread while the kernel trains
+  on this one); the parameters stay packed in one vector throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
   waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
@@ -132,6 +133,34 @@ class _PackedPlan(Plan):
         raise NotImplementedError
 
 
+@dataclass
+class EpochScratch:
+    """The epoch kernel's scratch for blocks of ``block`` examples: H (units, block) for every
+    layer's H then dA, dH (block,), shift and normaliser (block,) float64 for a softmax output, and
+    h (n + units,) for one example at a time."""
+
+    H: np.ndarray
+    dH: np.ndarray
+    shift: np.ndarray
+    normaliser: np.ndarray
+    h: np.ndarray
+
+    @classmethod
+    def of(cls, architecture, dtype, block: int) -> EpochScratch:
+        units = sum(architecture.layers[1:])
+        return cls(
+            np.empty((units, block), dtype),
+            np.empty(block, dtype),
+            np.empty(block),
+            np.empty(block),
+            np.empty(architecture.layers[0] + units, dtype),
+        )
+
+    def arrays(self) -> tuple:
+        """(H, dH, shift, normaliser, h), in the kernel's order."""
+        return self.H, self.dH, self.shift, self.normaliser, self.h
+
+
 class FusedEpochPlan(_PackedPlan):
     """Small networks: a whole epoch of mini-batch steps in one serial kernel call."""
 
@@ -139,10 +168,11 @@ class FusedEpochPlan(_PackedPlan):
         super().__init__(backend, architecture, dtype, batch_size, optimizer)
         self.gradients = np.empty(self.layout.count)  # float64 sums of one batch
         block = network.block_size(architecture.layers, self.dtype.itemsize)
-        self.block = block if batch_size is None else min(block, int(batch_size))
+        self.scratch = EpochScratch.of(architecture, self.dtype, block if batch_size is None else min(block, int(batch_size)))
         # two chunks of the epoch's examples in their visiting order (see ``_gather``)
         self._chunks: list[TrainingData | None] = [None, None]
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
+        self.train_epoch = kernels.epoch_kernel(self.layout.codes[:-1])  # compiled for these activations
 
     def load(self, X, Y) -> TrainingData:
         if self.batch_size is not None and not self.packed_steps(self.batch_size):
@@ -187,20 +217,20 @@ class FusedEpochPlan(_PackedPlan):
             )
             state.step += X.shape[1]
             return np.float64(total)
-        total = kernels.train_epoch(
+        total = self.train_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
             self.fast,
             batch_size,
-            self.block,
             rule,
             settings,
             state.step,
             self.first,
             self.second,
             self.gradients,
+            *self.scratch.arrays(),
         )
         state.step += -(-X.shape[1] // batch_size)  # one update per batch
         return np.float64(total)
