@@ -126,7 +126,9 @@ def _momentum_indexed(theta, gradients, buffer, scale, lr, momentum, nesterov, l
         for index in range(weight_offsets[layer], end):
             w = theta[index]
             weight = index < bias
-            g = scale * gradients[index] + (l2 if weight else none) * w + (l1 if weight else none) * np.sign(w)
+            g = scale * gradients[index] + (l2 if weight else none) * w
+            if l1 != none:  # sign(W) and its branches only when L1 is asked for
+                g += (l1 if weight else none) * np.sign(w)
             theta[index], buffer[index] = momentum_entry(w, g, buffer[index], lr, momentum, nesterov)
 
 
@@ -143,7 +145,9 @@ def _adam_indexed(
         for index in range(weight_offsets[layer], end):
             w = theta[index]
             weight = index < bias
-            g = scale * gradients[index] + (l2 if weight else none) * w + (l1 if weight else none) * np.sign(w)
+            g = scale * gradients[index] + (l2 if weight else none) * w
+            if l1 != none:  # as in _momentum_indexed
+                g += (l1 if weight else none) * np.sign(w)
             theta[index], m[index], v[index] = adam_entry(
                 w, g, m[index], v[index], step_size, rate1, beta2, rate2, eps, bias2_sqrt, decay if weight else one
             )
