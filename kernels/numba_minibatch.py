@@ -28,10 +28,9 @@ import math
 import numba
 import numpy as np
 
-# a block's forward pass (two rows of A = W H per pass) and output step, shared with the fused pass
-from .numba_network import _forward_block, block_loss, block_output
+# a block's forward pass, output step and backward, shared with the fused pass
+from .numba_network import MIXED, _forward_block, backpropagate, block_loss, block_output
 from .numba_optim import update_parameters
-from .numba_products import PAIR_MAX_COUNT, add_products, backward_row_pair, combine_rows
 from .numba_rows import (
     IDENTITY,
     OPTIONS,
@@ -189,9 +188,6 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
     return total
 
 
-MIXED = -1  # hidden layers of different activations (see ``epoch_kernel``)
-
-
 @numba.njit(inline="always", **OPTIONS)
 def block_gradients(
     hidden, X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift, normaliser,
@@ -199,43 +195,12 @@ def block_gradients(
 ):  # fmt: skip
     """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
     ``gradients`` (laid out like theta, float64); returns their summed loss. ``hidden`` is the
-    activation code every hidden layer shares, or ``MIXED``. H (units, block) and dH (block,) are
-    scratch; shift and normaliser (block,) float64 scratch for a softmax output."""
+    activation code every hidden layer shares, or ``MIXED`` (see ``numba_network.backpropagate``).
+    H (units, block) and dH (block,) are scratch; shift and normaliser (block,) float64 scratch for
+    a softmax output."""
     _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
     loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
-    depth = sizes.size - 1
-    for i in range(sizes[depth]):  # db_L = sum(dA_L)
-        gradients[bias_offsets[depth - 1] + i] += row_sum(H[row_offsets[depth - 1] + i, :width], ZERO)
-    for layer in range(depth - 1, -1, -1):
-        fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        dA_row = row_offsets[layer]
-        if layer == 0:
-            source, source_row, source_col = X, 0, start
-        else:
-            source, source_row, source_col = H, row_offsets[layer - 1], 0
-        for i in range(fan_out):  # dW = dA H_prev^T
-            add_products(
-                gradients, weight_offsets[layer] + i * fan_in, H[dA_row + i], source, source_row, source_col, fan_in, width
-            )
-        if layer == 0:
-            break
-        k = 0
-        while k < fan_in:  # dA_prev = (W^T dA) * act'(H_prev) into H_prev's rows; db_prev = sum(dA_prev)
-            column, row = weight_offsets[layer] + k, row_offsets[layer - 1] + k
-            if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:  # rows k and k + 1 in one pass
-                H0, H1 = H[row, :width], H[row + 1, :width]
-                if hidden == MIXED:
-                    code = codes[layer - 1]
-                    db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
-                else:
-                    db0, db1 = backward_row_pair(hidden, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
-                gradients[bias_offsets[layer - 1] + k] += db0
-                gradients[bias_offsets[layer - 1] + k + 1] += db1
-                k += 2
-            else:  # an odd last row: W^T dA into the dH buffer, then the derivative
-                combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
-                gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], codes[layer - 1], ZERO)
-                k += 1
+    backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
     return loss
 
 

@@ -192,12 +192,19 @@ def block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, 
             target[j] = row[j]
 
 
-@numba.njit(**ROW_OPTIONS)
-def block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients):
+MIXED = -1  # ``backpropagate``'s hidden code for hidden layers of different activations
+
+
+@numba.njit(inline="always", **ROW_OPTIONS)
+def backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients):
     """Backpropagation through a block after ``_forward_block`` and the output step: H (units, block)
     holds every hidden layer's H and the output rows dA_L = H_L - Y for columns start:start+width of
     X (n, m); adds the block's summed dW and db to ``gradients`` (laid out like theta), each layer's
-    dA overwriting its H rows on the way down. dH (block,) is scratch."""
+    dA overwriting its H rows on the way down. dH (block,) is scratch.
+
+    ``hidden`` is the activation code that every hidden layer shares, or ``MIXED`` to take each
+    layer's from ``codes``. Inlined, so that a caller whose ``hidden`` is a constant (the epoch
+    kernels of ``numba_minibatch``) compiles that activation's row-pair kernel only."""
     depth = sizes.size - 1
     for layer in range(depth - 1, -1, -1):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
@@ -225,7 +232,10 @@ def block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             code = codes[layer - 1]
             if k + 1 < fan_in and fan_out <= PAIR_MAX_COUNT:
                 H0, H1 = H[row, :width], H[row + 1, :width]
-                db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                if hidden == MIXED:
+                    db0, db1 = backward_row_pair(code, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
+                else:
+                    db0, db1 = backward_row_pair(hidden, H0, H1, theta, column, column + 1, fan_in, fan_out, H, dA_row, width)
                 gradients[bias_offsets[layer - 1] + k] += db0
                 gradients[bias_offsets[layer - 1] + k + 1] += db1
                 k += 2
@@ -233,6 +243,13 @@ def block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
                 combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
                 gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], code, ZERO)
                 k += 1
+
+
+@numba.njit(**ROW_OPTIONS)
+def block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients):
+    """``backpropagate`` for any hidden activations (the fused pass's: a call per block, and
+    compiled without reference counting, unlike the parallel kernel it is called from)."""
+    backpropagate(MIXED, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
 
 
 @numba.njit(parallel=True, **OPTIONS)
