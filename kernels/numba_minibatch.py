@@ -4,7 +4,7 @@ wide network's step.
 Small networks (every layer a few dozen units wide). A mini-batch step of 2-6-6-1 at batch 32 is
 a few thousand multiply-adds; a Python loop dispatching ten kernels per step spends its time in
 the dispatches, and a parallel kernel per step spends it waking the thread pool. ``train_epoch``
-(from ``epoch_kernel``, one per hidden activation) instead runs every step of an epoch, back to
+(from ``epoch_kernel``, one per kind of network) instead runs every step of an epoch, back to
 back on one thread: for each batch of X's columns, the forward pass, the loss, the backward pass
 and the update of the packed parameters ``theta`` (layout of ``numba_network.pack_layout``). X and
 Y hold the epoch's examples in the order they are visited (the caller gathers a shuffled epoch
@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 # a block's forward pass, output step and backward, shared with the fused pass
-from .numba_network import MIXED, _forward_block, backpropagate, block_loss, block_output
+from .numba_network import MIXED, backpropagate, block_loss, block_output, forward_block
 from .numba_optim import update_parameters
 from .numba_rows import (
     IDENTITY,
@@ -190,50 +190,56 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
 
 @numba.njit(inline="always", **OPTIONS)
 def block_gradients(
-    hidden, X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift, normaliser,
-    gradients,
+    hidden, output, X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift,
+    normaliser, gradients,
 ):  # fmt: skip
     """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
     ``gradients`` (laid out like theta, float64); returns their summed loss. ``hidden`` is the
-    activation code every hidden layer shares, or ``MIXED`` (see ``numba_network.backpropagate``).
-    H (units, block) and dH (block,) are scratch; shift and normaliser (block,) float64 scratch for
-    a softmax output."""
-    _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
+    activation code every hidden layer shares, or ``MIXED`` (see ``numba_network.forward_block``),
+    ``output`` the output layer's. H (units, block) and dH (block,) are scratch; shift and
+    normaliser (block,) float64 scratch for a softmax output."""
+    forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
     backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
     return loss
 
 
-def epoch_kernel(hidden_codes) -> numba.core.registry.CPUDispatcher:
-    """The ``train_epoch`` kernel for a network with these hidden activation codes (one per hidden
-    layer): the one compiled for their activation when they share one, else the ``MIXED`` one."""
+def shared_hidden(hidden_codes) -> int:
+    """The activation code that every hidden layer has (identity for a network without hidden
+    layers), or ``MIXED`` when they differ."""
     shared = {int(code) for code in hidden_codes}
-    hidden = shared.pop() if len(shared) == 1 else (IDENTITY if not shared else MIXED)
-    if hidden not in _EPOCH_KERNELS:
-        _EPOCH_KERNELS[hidden] = _epoch_kernel(hidden)
-    return _EPOCH_KERNELS[hidden]
+    return shared.pop() if len(shared) == 1 else (IDENTITY if not shared else MIXED)
 
 
-def _epoch_kernel(hidden: int):
-    """``train_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``).
+# The epoch and evaluation kernels are compiled per network kind: the kind's codes are constants
+# of the kernel's closure, so Numba prunes every other activation's, output's and rule's branches
+# of the inlined helpers before it compiles, and a network compiles only the row helpers it runs
+# (``MIXED`` hidden layers compile every activation's). The closures hold integers only: Numba
+# keys a closure's cache on what it holds, and a compiled function held there would give the
+# kernel a new key, so a new compilation, in every process.
+def epoch_kernel(hidden_codes, output: int, rule: int, batch: int) -> numba.core.registry.CPUDispatcher:
+    """The ``train_epoch`` kernel for a network with these hidden activation codes (one per
+    hidden layer) and ``output`` code, trained by the update ``rule`` of ``numba_optim`` in
+    batches of ``batch`` examples (below ``SCALAR_BATCH``, one example at a time)."""
+    key = (shared_hidden(hidden_codes), int(output), int(rule), int(batch) < SCALAR_BATCH)
+    if key not in _EPOCH_KERNELS:
+        _EPOCH_KERNELS[key] = _epoch_kernel(*key)
+    return _EPOCH_KERNELS[key]
 
-    The backward's row pairs (``numba_products.backward_row_pair``: dA_prev = (W^T dA) *
-    act'(H_prev) with act' in the loops) are one kernel per activation. ``hidden`` is a constant
-    of this closure, so Numba prunes the other activations' branches of the inlined
-    ``block_gradients`` before compiling: a network compiles only the pair kernel of its own
-    activation (``MIXED`` compiles all seven). The closure holds that integer only, because Numba
-    keys a closure's cache on what it holds, and a compiled function held there would give the
-    kernel a new key, so a new compilation, in every process."""
+
+def _epoch_kernel(hidden: int, output: int, rule: int, scalar: bool):
+    """``train_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``),
+    output code ``output`` and update ``rule``; ``scalar``: every batch one example at a time."""
 
     @numba.njit(**ROW_OPTIONS)
     def train_epoch(
-        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, rule, settings, step, first, second,
+        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, settings, step, first, second,
         gradients, H, dH, shift, normaliser, h,
     ):  # fmt: skip
         """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m)
         and Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient
         (a batch is summed in blocks of ``block`` columns) updates theta before the next batch is
-        read, by the optimizer ``rule`` with its ``settings`` and state vectors ``first``,
+        read, by the kernel's optimizer rule with its ``settings`` and state vectors ``first``,
         ``second`` (see ``numba_optim.update_parameters``), the steps numbered on from ``step``
         (the updates already made). Returns the summed loss over the epoch (each batch's loss taken
         before its update).
@@ -247,7 +253,7 @@ def _epoch_kernel(hidden: int):
         for start in range(0, m, batch):
             size = min(batch, m - start)
             gradients[:] = 0.0
-            if size < SCALAR_BATCH:
+            if scalar:
                 for column in range(start, start + size):
                     total += example_gradients(
                         X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
@@ -256,8 +262,8 @@ def _epoch_kernel(hidden: int):
                 for block_start in range(start, start + size, block):
                     width = min(block, start + size - block_start)
                     total += block_gradients(
-                        hidden, X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes,
-                        fast, H, dH, shift, normaliser, gradients,
+                        hidden, output, X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets,
+                        codes, fast, H, dH, shift, normaliser, gradients,
                     )  # fmt: skip
             step += 1
             update_parameters(
@@ -268,28 +274,46 @@ def _epoch_kernel(hidden: int):
     return train_epoch
 
 
-_EPOCH_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
+_EPOCH_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}
 
 
-@numba.njit(**OPTIONS)
-def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, block, predict, out):
-    """The network on X (n, m) block by block, serially (for evaluation sets too small to repay a
-    parallel pass): returns the summed loss over Y (outputs, m), or with ``predict`` fills out
-    (outputs, m) with the output layer's activations H_L instead (Y unused) and returns 0."""
-    m = X.shape[1]
-    depth = sizes.size - 1
-    H = np.empty((row_offsets[depth], block), dtype=X.dtype)
-    shift = np.empty(block)
-    normaliser = np.empty(block)
-    total = 0.0
-    for start in range(0, m, block):
-        width = min(block, m - start)
-        _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-        if predict:
-            block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
-        else:
-            total += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
-    return total
+def evaluation_kernel(hidden_codes, output: int) -> numba.core.registry.CPUDispatcher:
+    """The ``evaluate`` kernel for a network with these hidden activation codes and ``output``
+    code (compiled per kind, as ``epoch_kernel``)."""
+    key = (shared_hidden(hidden_codes), int(output))
+    if key not in _EVALUATION_KERNELS:
+        _EVALUATION_KERNELS[key] = _evaluation_kernel(*key)
+    return _EVALUATION_KERNELS[key]
+
+
+def _evaluation_kernel(hidden: int, output: int):
+    """``evaluate`` for hidden activation code ``hidden`` (or ``MIXED``) and output code ``output``."""
+
+    @numba.njit(**OPTIONS)
+    def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, block, predict, out):
+        """The network on X (n, m) block by block, serially (for evaluation sets too small to
+        repay a parallel pass): returns the summed loss over Y (outputs, m), or with ``predict``
+        fills out (outputs, m) with the output layer's activations H_L instead (Y unused) and
+        returns 0."""
+        m = X.shape[1]
+        depth = sizes.size - 1
+        H = np.empty((row_offsets[depth], block), dtype=X.dtype)
+        shift = np.empty(block)
+        normaliser = np.empty(block)
+        total = 0.0
+        for start in range(0, m, block):
+            width = min(block, m - start)
+            forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+            if predict:
+                block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
+            else:
+                total += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
+        return total
+
+    return evaluate
+
+
+_EVALUATION_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}
 
 
 # ----- the serial elementwise steps of a wide network's mini-batch step ---------------------------------

@@ -44,7 +44,6 @@ from .numba_rows import (
     OUTPUT_SIGMOID,
     OUTPUT_SOFTMAX,
     ROW_OPTIONS,
-    ROW_SUM_OPTIONS,
     SIGMOID,
     ZERO,
     activate_row,
@@ -125,10 +124,17 @@ def _layer_input(layer, X, H, row_offsets, start):
     return H, row_offsets[layer - 1], 0
 
 
-@numba.njit(**ROW_OPTIONS)
-def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
+MIXED = -1  # the hidden code of ``forward_block`` and ``backpropagate`` for hidden layers of different activations
+
+
+@numba.njit(inline="always", **ROW_OPTIONS)
+def forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
     """Rows of H (units, block) become every layer's output for columns start:start+width of X;
-    the output layer's rows hold W H without the bias (the output step adds it)."""
+    the output layer's rows hold W H without the bias (the output step adds it).
+
+    ``hidden`` is the activation code that every hidden layer shares, or ``MIXED`` to take each
+    layer's from ``codes``. Inlined, so that a caller whose ``hidden`` is a constant (the kernels
+    of ``numba_minibatch``) compiles that activation's row helper only."""
     depth = sizes.size - 1
     for layer in range(depth):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
@@ -155,18 +161,31 @@ def _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, 
             else:  # A = W H, row i
                 combine_rows(H[row], theta, weight_index, 1, fan_in, source, source_row, source_col, width)
             if layer < depth - 1:
-                for r in range(rows):
-                    activate_row(H[row + r, :width], theta[bias_offsets[layer] + i + r], codes[layer], fast)  # H = act(A + b)
+                for r in range(rows):  # H = act(A + b)
+                    if hidden == MIXED:
+                        activate_row(H[row + r, :width], theta[bias_offsets[layer] + i + r], codes[layer], fast)
+                    else:
+                        activate_row(H[row + r, :width], theta[bias_offsets[layer] + i + r], hidden, fast)
             i += rows
 
 
-@numba.njit(**ROW_SUM_OPTIONS)
-def block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser):
-    """The output step of a block after ``_forward_block``: the output rows of H (units, block), W H
-    without the bias, become dA_L = H_L - Y for columns start:start+width of Y (outputs, m); returns
-    the block's summed loss. shift and normaliser (block,) are float64 scratch for a softmax output."""
+@numba.njit(**ROW_OPTIONS)
+def block_forward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H):
+    """``forward_block`` for any hidden activations (the fused pass's: a call per block, compiled
+    without reference counting)."""
+    forward_block(MIXED, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+
+
+# The output steps are inlined, like ``forward_block``, so that a caller whose output ``code`` is a
+# constant compiles that output's row helpers only.
+@numba.njit(inline="always", **ROW_OPTIONS)
+def block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, code, fast, shift, normaliser):
+    """The output step of a block after ``forward_block``: the output rows of H (units, block), W H
+    without the bias, become dA_L = H_L - Y for columns start:start+width of Y (outputs, m), with
+    the output layer's activation ``code``; returns the block's summed loss. shift and normaliser
+    (block,) are float64 scratch for a softmax output."""
     depth = sizes.size - 1
-    outputs, rows, bias, code = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
+    outputs, rows, bias = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1]
     if code == OUTPUT_SOFTMAX:
         return softmax_block(H, rows, 0, theta, bias, Y, start, outputs, width, fast, shift, normaliser)
     loss = 0.0
@@ -175,29 +194,29 @@ def block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, code
     return loss
 
 
-@numba.njit(**ROW_OPTIONS)
-def block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser):
-    """The network's output for a block after ``_forward_block``: H_L = out(W H + b) from the output
-    rows of H (units, block) into columns start:start+width of out (outputs, m)."""
+@numba.njit(inline="always", **ROW_OPTIONS)
+def block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, code, fast, shift, normaliser):
+    """The network's output for a block after ``forward_block``: H_L = out(W H + b), with the output
+    layer's activation ``code``, from the output rows of H (units, block) into columns
+    start:start+width of out (outputs, m)."""
     depth = sizes.size - 1
-    outputs, rows, bias, code = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1], codes[depth - 1]
+    outputs, rows, bias = sizes[depth], row_offsets[depth - 1], bias_offsets[depth - 1]
     if code == OUTPUT_SOFTMAX:
         softmax_forward_block(H, rows, 0, theta, bias, outputs, width, shift, normaliser)
     for i in range(outputs):
         row = H[rows + i, :width]
-        if code != OUTPUT_SOFTMAX:
-            activate_row(row, theta[bias + i], SIGMOID if code == OUTPUT_SIGMOID else IDENTITY, fast)
+        if code == OUTPUT_SIGMOID:
+            activate_row(row, theta[bias + i], SIGMOID, fast)
+        elif code != OUTPUT_SOFTMAX:
+            activate_row(row, theta[bias + i], IDENTITY, fast)
         target = out[i, start : start + width]
         for j in range(width):
             target[j] = row[j]
 
 
-MIXED = -1  # ``backpropagate``'s hidden code for hidden layers of different activations
-
-
 @numba.njit(inline="always", **ROW_OPTIONS)
 def backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients):
-    """Backpropagation through a block after ``_forward_block`` and the output step: H (units, block)
+    """Backpropagation through a block after ``forward_block`` and the output step: H (units, block)
     holds every hidden layer's H and the output rows dA_L = H_L - Y for columns start:start+width of
     X (n, m); adds the block's summed dW and db to ``gradients`` (laid out like theta), each layer's
     dA overwriting its H rows on the way down. dH (block,) is scratch.
@@ -278,6 +297,7 @@ def network_pass(
     """
     m = X.shape[1]
     depth = sizes.size - 1
+    output = codes[depth - 1]
     per_task = block * ((((m + block - 1) // block) + MAX_TASKS - 1) // MAX_TASKS)
     tasks = (m + per_task - 1) // per_task
     for task in prange(tasks):
@@ -289,11 +309,11 @@ def network_pass(
         loss = 0.0
         for start in range(task * per_task, min(m, (task + 1) * per_task), block):
             width = min(block, m - start)
-            _forward_block(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
+            block_forward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
             if mode == FORWARD:
-                block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
+                block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
                 continue
-            loss += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, codes, fast, shift, normaliser)
+            loss += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
             if mode == GRADIENTS:
                 block_backward(X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
         partial_losses[task] = loss

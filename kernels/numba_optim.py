@@ -168,11 +168,12 @@ def _update_part(theta, gradients, first, second, part, rule, scale, settings, s
         )  # fmt: skip
 
 
-@numba.njit(**OPTIONS)
+@numba.njit(inline="always", **OPTIONS)
 def update_parameters(theta, gradients, scale, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets):
     """In place, every layer: the rule's update number ``step`` (counted from 1) of theta from the
     gradients ``scale * gradients`` (each vector laid out like theta; ``first`` and ``second`` the
-    rule's state, unused entries of any size)."""
+    rule's state, unused entries of any size). Inlined: an epoch kernel whose ``rule`` is a
+    constant compiles that rule's update only."""
     lr, l1, l2 = settings[0], settings[1], settings[2]
     if rule == RULE_SGD:
         sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_offsets)

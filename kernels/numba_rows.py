@@ -92,41 +92,63 @@ def sigmoid_from_exp(a, t):
     return (ONE if a >= ZERO else t) / (ONE + t)
 
 
+@numba.njit(inline="always", **OPTIONS)
+def sigmoid_float32(a):
+    """sigmoid(a) from the library-free float32 e^-|a| (``fast``): vectorised by LLVM."""
+    return sigmoid_from_exp(a, exp_negative_float32(abs(a)))
+
+
 # ----- one row segment at a time: the branch on the activation sits outside each inner loop ----------
-@numba.njit(**ROW_OPTIONS)
+def _activation_row(activation):
+    """A row helper for one activation: row = activation(row + bias) in place, ``activation``
+    compiled into the loop. One compiled helper per activation, so that a kernel whose activation
+    is a constant compiles its own only (see ``activate_row``)."""
+
+    @numba.njit(**ROW_OPTIONS)
+    def activate(row, bias):
+        for j in range(row.size):
+            row[j] = activation(row[j] + bias)
+
+    return activate
+
+
+_tanh_row = _activation_row(tanh)
+_tanh_float32_row = _activation_row(tanh_rational)
+_sigmoid_row = _activation_row(sigmoid)
+_sigmoid_float32_row = _activation_row(sigmoid_float32)
+_relu_row = _activation_row(relu)
+_leaky_relu_row = _activation_row(leaky_relu)
+_elu_row = _activation_row(elu)
+_selu_row = _activation_row(selu)
+_identity_row = _activation_row(identity)
+
+
+@numba.njit(inline="always", **ROW_OPTIONS)
 def activate_row(row, bias, code, fast):
     """In place: row = act(row + bias); row is a 1-D view (its loops start at 0, so LLVM knows
-    every index is non-negative, skips Numba's wraparound check and vectorises)."""
+    every index is non-negative, skips Numba's wraparound check and vectorises). Inlined: where
+    ``code`` is a constant of the caller (the epoch kernels), Numba prunes the other branches and
+    compiles that activation's helper only."""
     if code == TANH:
         if fast:
-            for j in range(row.size):
-                row[j] = tanh_rational(row[j] + bias)
+            _tanh_float32_row(row, bias)
         else:
-            for j in range(row.size):
-                row[j] = tanh(row[j] + bias)
+            _tanh_row(row, bias)
     elif code == SIGMOID:
         if fast:
-            for j in range(row.size):
-                a = row[j] + bias
-                row[j] = sigmoid_from_exp(a, exp_negative_float32(abs(a)))
+            _sigmoid_float32_row(row, bias)
         else:
-            for j in range(row.size):
-                row[j] = sigmoid(row[j] + bias)
+            _sigmoid_row(row, bias)
     elif code == RELU:
-        for j in range(row.size):
-            row[j] = relu(row[j] + bias)
+        _relu_row(row, bias)
     elif code == LEAKY_RELU:
-        for j in range(row.size):
-            row[j] = leaky_relu(row[j] + bias)
+        _leaky_relu_row(row, bias)
     elif code == ELU:
-        for j in range(row.size):
-            row[j] = elu(row[j] + bias)
+        _elu_row(row, bias)
     elif code == SELU:
-        for j in range(row.size):
-            row[j] = selu(row[j] + bias)
+        _selu_row(row, bias)
     else:
-        for j in range(row.size):
-            row[j] = identity(row[j] + bias)
+        _identity_row(row, bias)
 
 
 @numba.njit(**ROW_SUM_OPTIONS)
@@ -174,7 +196,7 @@ def activate_value(a, code, fast):
     if code == TANH:
         return tanh_rational(a) if fast else tanh(a)
     if code == SIGMOID:
-        return sigmoid_from_exp(a, exp_negative_float32(abs(a))) if fast else sigmoid(a)
+        return sigmoid_float32(a) if fast else sigmoid(a)
     if code == RELU:
         return relu(a)
     if code == LEAKY_RELU:

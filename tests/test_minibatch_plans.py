@@ -252,19 +252,29 @@ def test_streamed_mini_batches_equal_in_memory(tmp_path):
 _COMPILE_ONCE = """
 import json
 import nnaccel as nna
-from nnaccel.kernels import numba_minibatch, numba_products
-from nnaccel.kernels.activations import activation_code
+from nnaccel.kernels import numba_minibatch, numba_optim, numba_products, numba_rows
+from nnaccel.kernels.activations import activation_code, output_code
 nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32").prepare(16)
-kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2)
+kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2, output_code("sigmoid"), numba_optim.RULE_SGD, 16)
 names = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu")
 pairs = {name: len(getattr(numba_products, f"_{name}_row_pair").signatures) for name in names}
-print(json.dumps({"pairs": pairs, "loaded": sum(kernel.stats.cache_hits.values()), "signatures": len(kernel.signatures)}))
+rows = {name: len(getattr(numba_rows, f"_{name}_row").signatures) for name in names}
+others = {
+    "softmax": len(numba_rows.softmax_block.signatures) + len(numba_rows.softmax_forward_block.signatures),
+    "momentum_and_adam": len(numba_optim.momentum_vector.signatures) + len(numba_optim.adam_vector.signatures),
+    "one_example": len(numba_minibatch.example_gradients.signatures),
+}
+print(json.dumps({
+    "pairs": pairs, "rows": rows, "others": others,
+    "loaded": sum(kernel.stats.cache_hits.values()), "signatures": len(kernel.signatures),
+}))
 """
 
 
 def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
-    """With an empty Numba cache, a tanh network's epoch kernel compiles the tanh row-pair kernel
-    and no other activation's; the next process loads that kernel from the cache, compiling nothing."""
+    """With an empty Numba cache, a tanh/sigmoid network trained by SGD at batch 16 compiles the
+    tanh row kernels and no other hidden activation's, no softmax, no momentum or Adam update and no
+    one-example path; the next process loads the kernel from the cache, compiling nothing."""
 
     def run() -> dict:
         env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
@@ -274,9 +284,12 @@ def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
 
     first, second = run(), run()
     assert first["pairs"] == {"tanh": 1, "sigmoid": 0, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
+    # the sigmoid row helper is the output's, for predictions
+    assert first["rows"] == {"tanh": 1, "sigmoid": 1, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
+    assert not any(first["others"].values())
     assert first["signatures"] == 1 and first["loaded"] == 0
     assert second["signatures"] == 1 and second["loaded"] == 1
-    assert not any(second["pairs"].values())  # loaded with the kernel, not compiled again
+    assert not any(second["pairs"].values()) and not any(second["rows"].values())  # loaded, not compiled again
 
 
 def test_first_run_notice_names_the_activations():

@@ -1,10 +1,11 @@
 """The Numba backend's mini-batch training plans (see ``plans`` for the interface).
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call (the
-  ``train_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's hidden
-  activation) runs every step of a chunk of the epoch (16384 examples gathered in their shuffled
-  order, whole batches; the next chunk is gathered on a background thread while the kernel trains
-  on this one); the parameters stay packed in one vector throughout.
+  ``train_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's activations,
+  output, update rule and batch path) runs every step of a chunk of the epoch (16384 examples
+  gathered in their shuffled order, whole batches; the next chunk is gathered on a background
+  thread while the kernel trains on this one); the parameters stay packed in one vector
+  throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
   waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
@@ -172,7 +173,11 @@ class FusedEpochPlan(_PackedPlan):
         # two chunks of the epoch's examples in their visiting order (see ``_gather``)
         self._chunks: list[TrainingData | None] = [None, None]
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
-        self.train_epoch = kernels.epoch_kernel(self.layout.codes[:-1])  # compiled for these activations
+        # the kernels compiled for this kind of network (activations, output, rule, batch)
+        hidden, output = self.layout.codes[:-1], self.layout.codes[-1]
+        rule, _ = update_rule(self.optimizer, Hyperparameters(0.0))
+        self.train_epoch = None if batch_size is None else kernels.epoch_kernel(hidden, output, rule, int(batch_size))
+        self.evaluate = kernels.evaluation_kernel(hidden, output)
 
     def load(self, X, Y) -> TrainingData:
         if self.batch_size is not None and not self.packed_steps(self.batch_size):
@@ -224,7 +229,6 @@ class FusedEpochPlan(_PackedPlan):
             *self.layout.arrays(),
             self.fast,
             batch_size,
-            rule,
             settings,
             state.step,
             self.first,
@@ -249,7 +253,7 @@ class FusedEpochPlan(_PackedPlan):
 
     def _evaluate(self, params, X, Y, predict: bool, out) -> float:
         pack(params, self.theta_views)
-        return kernels.evaluate(
+        return self.evaluate(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
