@@ -3,13 +3,14 @@ wide network's step.
 
 Small networks (every layer a few dozen units wide). A mini-batch step of 2-6-6-1 at batch 32 is
 a few thousand multiply-adds; a Python loop dispatching ten kernels per step spends its time in
-the dispatches, and a parallel kernel per step spends it waking the thread pool. ``train_epoch``
+the dispatches, and a parallel kernel per step spends it waking the thread pool. ``run_epoch``
 (from ``epoch_kernel``, one per kind of network) instead runs every step of an epoch, back to
 back on one thread: for each batch of X's columns, the forward pass, the loss, the backward pass
 and the update of the packed parameters ``theta`` (layout of ``numba_network.pack_layout``). X and
 Y hold the epoch's examples in the order they are visited (the caller gathers a shuffled epoch
-chunk by chunk), so every batch is a slice. Batch 1 with plain SGD has its own kernel,
-``train_examples``.
+chunk by chunk), so every batch is a slice. The same kernel evaluates a loss or predictions
+(its modes ``LOSS`` and ``PREDICT``), so a run compiles one kernel. Batch 1 with plain SGD has
+its own kernel, ``train_examples``.
 
 Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
 between them, a (units, batch) array of a few hundred thousand entries at most, costs less than
@@ -148,7 +149,7 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
 @numba.njit(**OPTIONS)
 def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, lr, l1, l2):
     """Plain SGD at batch 1 over the columns of X (n, m), Y (outputs, m) in order; returns the
-    summed loss (each example's taken before its update). The arithmetic of ``train_epoch`` at
+    summed loss (each example's taken before its update). The arithmetic of ``run_epoch`` at
     batch 1 without its gradient vector and separate update pass: from the top layer down, the
     backward first reads W for dA_prev = (W^T dA) * act'(H_prev), then W and b are updated in
     place: W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA."""
@@ -188,22 +189,6 @@ def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets
     return total
 
 
-@numba.njit(inline="always", **OPTIONS)
-def block_gradients(
-    hidden, output, X, Y, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H, dH, shift,
-    normaliser, gradients,
-):  # fmt: skip
-    """Adds the summed gradients of columns start:start+width of X (n, m) and Y (outputs, m) to
-    ``gradients`` (laid out like theta, float64); returns their summed loss. ``hidden`` is the
-    activation code every hidden layer shares, or ``MIXED`` (see ``numba_network.forward_block``),
-    ``output`` the output layer's. H (units, block) and dH (block,) are scratch; shift and
-    normaliser (block,) float64 scratch for a softmax output."""
-    forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-    loss = block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
-    backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H, dH, gradients)
-    return loss
-
-
 def shared_hidden(hidden_codes) -> int:
     """The activation code that every hidden layer has (identity for a network without hidden
     layers), or ``MIXED`` when they differ."""
@@ -211,49 +196,76 @@ def shared_hidden(hidden_codes) -> int:
     return shared.pop() if len(shared) == 1 else (IDENTITY if not shared else MIXED)
 
 
-# The epoch and evaluation kernels are compiled per network kind: the kind's codes are constants
-# of the kernel's closure, so Numba prunes every other activation's, output's and rule's branches
-# of the inlined helpers before it compiles, and a network compiles only the row helpers it runs
-# (``MIXED`` hidden layers compile every activation's). The closures hold integers only: Numba
+TRAIN, LOSS, PREDICT = 0, 1, 2  # what a call of an epoch kernel does (its ``mode``)
+# How an epoch kernel trains (a constant of each kernel): batches in blocks of examples, one example
+# at a time (batches below SCALAR_BATCH), or not at all (a kernel that only evaluates).
+BLOCK_STEPS, EXAMPLE_STEPS, NO_STEPS = 0, 1, 2
+
+
+# The epoch kernels are compiled per network kind: the kind's codes are constants of the kernel's
+# closure, so Numba prunes every other activation's, output's and rule's branches of the inlined
+# helpers before it compiles, and a network compiles only the row helpers it runs (``MIXED``
+# hidden layers compile every activation's). A kernel that trains also evaluates (modes LOSS and
+# PREDICT), so a run compiles one kernel, not one per task. The closures hold integers only: Numba
 # keys a closure's cache on what it holds, and a compiled function held there would give the
 # kernel a new key, so a new compilation, in every process.
-def epoch_kernel(hidden_codes, output: int, rule: int, batch: int) -> numba.core.registry.CPUDispatcher:
-    """The ``train_epoch`` kernel for a network with these hidden activation codes (one per
-    hidden layer) and ``output`` code, trained by the update ``rule`` of ``numba_optim`` in
-    batches of ``batch`` examples (below ``SCALAR_BATCH``, one example at a time)."""
-    key = (shared_hidden(hidden_codes), int(output), int(rule), int(batch) < SCALAR_BATCH)
+def epoch_kernel(hidden_codes, output: int, rule: int, batch: int | None) -> numba.core.registry.CPUDispatcher:
+    """The ``run_epoch`` kernel for a network with these hidden activation codes (one per hidden
+    layer) and ``output`` code, trained by the update ``rule`` of ``numba_optim`` in batches of
+    ``batch`` examples (below ``SCALAR_BATCH``, one example at a time); for ``batch`` None a kernel
+    that only evaluates (its training code is not compiled), or a kernel of this process that
+    trains the same kind of network and so evaluates it too: a run that trains at one batch size
+    and evaluates on the full-batch plan (as ``Network.loss`` does) then compiles one kernel.
+    Every such kernel evaluates with the same compiled row helpers, so to the same bits."""
+    hidden, output = shared_hidden(hidden_codes), int(output)
+    if batch is None:
+        for (trained_hidden, trained_output, _, steps), kernel in _EPOCH_KERNELS.items():
+            if (trained_hidden, trained_output) == (hidden, output) and steps != NO_STEPS:
+                return kernel
+        steps, rule = NO_STEPS, 0
+    else:
+        steps = EXAMPLE_STEPS if int(batch) < SCALAR_BATCH else BLOCK_STEPS
+    key = (hidden, output, int(rule), steps)
     if key not in _EPOCH_KERNELS:
         _EPOCH_KERNELS[key] = _epoch_kernel(*key)
     return _EPOCH_KERNELS[key]
 
 
-def _epoch_kernel(hidden: int, output: int, rule: int, scalar: bool):
-    """``train_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``),
-    output code ``output`` and update ``rule``; ``scalar``: every batch one example at a time."""
+def _epoch_kernel(hidden: int, output: int, rule: int, steps: int):
+    """``run_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``),
+    output code ``output``, update ``rule`` and ``steps`` (``BLOCK_STEPS``, ``EXAMPLE_STEPS`` or
+    ``NO_STEPS``)."""
+    trains, by_example = steps != NO_STEPS, steps == EXAMPLE_STEPS
 
     @numba.njit(**ROW_OPTIONS)
-    def train_epoch(
-        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, batch, settings, step, first, second,
-        gradients, H, dH, shift, normaliser, h,
+    def run_epoch(
+        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, mode, batch, settings, step, first, second,
+        gradients, H, dH, shift, normaliser, h, out,
     ):  # fmt: skip
-        """Every mini-batch step of one epoch: batches of ``batch`` consecutive columns of X (n, m)
-        and Y (outputs, m), the last one smaller when batch does not divide m; each step's gradient
-        (a batch is summed in blocks of ``block`` columns) updates theta before the next batch is
-        read, by the kernel's optimizer rule with its ``settings`` and state vectors ``first``,
-        ``second`` (see ``numba_optim.update_parameters``), the steps numbered on from ``step``
-        (the updates already made). Returns the summed loss over the epoch (each batch's loss taken
-        before its update).
+        """mode TRAIN: every mini-batch step of one epoch. Batches of ``batch`` consecutive columns
+        of X (n, m) and Y (outputs, m), the last one smaller when batch does not divide m; each
+        step's gradient (a batch is summed in blocks of ``block`` columns) updates theta before
+        the next batch is read, by the kernel's optimizer rule with its ``settings`` and state
+        vectors ``first``, ``second`` (see ``numba_optim.update_parameters``), the steps numbered
+        on from ``step`` (the updates already made). Returns the summed loss over the epoch (each
+        batch's loss taken before its update).
+
+        mode LOSS: returns the summed loss of theta over X and Y, block by block (theta unchanged).
+        mode PREDICT: fills out (outputs, m) with the output layer's activations H_L instead (Y
+        unused) and returns 0.
 
         Scratch, from the caller (compiled without reference counting, the kernel allocates
         nothing): ``gradients`` (parameters,) float64; H (units, block) sets the block size, with
         dH (block,), shift and normaliser (block,) float64 and h (n + units,)."""
         m = X.shape[1]
         block = H.shape[1]
+        training = mode == TRAIN
         total = 0.0
         for start in range(0, m, batch):
             size = min(batch, m - start)
-            gradients[:] = 0.0
-            if scalar:
+            if trains and training:
+                gradients[:] = 0.0
+            if by_example and training:
                 for column in range(start, start + size):
                     total += example_gradients(
                         X, Y, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h, gradients
@@ -261,59 +273,33 @@ def _epoch_kernel(hidden: int, output: int, rule: int, scalar: bool):
             else:
                 for block_start in range(start, start + size, block):
                     width = min(block, start + size - block_start)
-                    total += block_gradients(
-                        hidden, output, X, Y, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets,
-                        codes, fast, H, dH, shift, normaliser, gradients,
-                    )  # fmt: skip
-            step += 1
-            update_parameters(
-                theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets
-            )
+                    forward_block(
+                        hidden, X, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H
+                    )
+                    if mode == PREDICT:
+                        block_output(
+                            H, out, block_start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser
+                        )
+                        continue
+                    total += block_loss(
+                        H, Y, block_start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser
+                    )
+                    if trains and not by_example and training:
+                        backpropagate(
+                            hidden, X, block_start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, H,
+                            dH, gradients,
+                        )  # fmt: skip
+            if trains and training:
+                step += 1
+                update_parameters(
+                    theta, gradients, 1.0 / size, first, second, rule, settings, step, sizes, weight_offsets, bias_offsets
+                )
         return total
 
-    return train_epoch
+    return run_epoch
 
 
 _EPOCH_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}
-
-
-def evaluation_kernel(hidden_codes, output: int) -> numba.core.registry.CPUDispatcher:
-    """The ``evaluate`` kernel for a network with these hidden activation codes and ``output``
-    code (compiled per kind, as ``epoch_kernel``)."""
-    key = (shared_hidden(hidden_codes), int(output))
-    if key not in _EVALUATION_KERNELS:
-        _EVALUATION_KERNELS[key] = _evaluation_kernel(*key)
-    return _EVALUATION_KERNELS[key]
-
-
-def _evaluation_kernel(hidden: int, output: int):
-    """``evaluate`` for hidden activation code ``hidden`` (or ``MIXED``) and output code ``output``."""
-
-    @numba.njit(**OPTIONS)
-    def evaluate(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, block, predict, out):
-        """The network on X (n, m) block by block, serially (for evaluation sets too small to
-        repay a parallel pass): returns the summed loss over Y (outputs, m), or with ``predict``
-        fills out (outputs, m) with the output layer's activations H_L instead (Y unused) and
-        returns 0."""
-        m = X.shape[1]
-        depth = sizes.size - 1
-        H = np.empty((row_offsets[depth], block), dtype=X.dtype)
-        shift = np.empty(block)
-        normaliser = np.empty(block)
-        total = 0.0
-        for start in range(0, m, block):
-            width = min(block, m - start)
-            forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, H)
-            if predict:
-                block_output(H, out, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
-            else:
-                total += block_loss(H, Y, start, width, theta, sizes, bias_offsets, row_offsets, output, fast, shift, normaliser)
-        return total
-
-    return evaluate
-
-
-_EVALUATION_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}
 
 
 # ----- the serial elementwise steps of a wide network's mini-batch step ---------------------------------

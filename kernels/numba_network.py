@@ -159,7 +159,11 @@ def forward_block(hidden, X, start, width, theta, sizes, weight_offsets, bias_of
                     width,
                 )
             else:  # A = W H, row i
-                combine_rows(H[row], theta, weight_index, 1, fan_in, source, source_row, source_col, width)
+                # np.int64(1), not 1: Numba compiles a helper again for each literal argument; with
+                # run-time integers here and in the backward, one compiled copy serves both. (The
+                # pair kernels keep their literal stride and column: each direction has a kernel of
+                # its own, and the constants make the set-up of their short loops cheaper.)
+                combine_rows(H[row], theta, weight_index, np.int64(1), fan_in, source, source_row, source_col, width)
             if layer < depth - 1:
                 for r in range(rows):  # H = act(A + b)
                     if hidden == MIXED:
@@ -259,8 +263,12 @@ def backpropagate(hidden, X, start, width, theta, sizes, weight_offsets, bias_of
                 gradients[bias_offsets[layer - 1] + k + 1] += db1
                 k += 2
             else:  # dH_prev = W^T dA into the dH buffer first
-                combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, 0, width)
-                gradients[bias_offsets[layer - 1] + k] += derivative_row(dH[:width], H[row, :width], code, ZERO)
+                combine_rows(dH, theta, column, fan_in, fan_out, H, dA_row, np.int64(0), width)  # (see forward_block)
+                if hidden == MIXED:
+                    db = derivative_row(dH[:width], H[row, :width], code, ZERO)
+                else:
+                    db = derivative_row(dH[:width], H[row, :width], hidden, ZERO)
+                gradients[bias_offsets[layer - 1] + k] += db
                 k += 1
 
 

@@ -17,6 +17,7 @@ import nnaccel as nna
 from nnaccel.backends import numba_plans
 from nnaccel.backends.numba_backend import NumbaBackend
 from nnaccel.backends.numba_plans import SERIAL_EVALUATION, FusedEpochPlan, LayeredStepPlan
+from nnaccel.kernels import numba_minibatch
 
 NETWORKS = [
     ([2, 6, 6, 1], "tanh", "sigmoid"),
@@ -254,7 +255,10 @@ import json
 import nnaccel as nna
 from nnaccel.kernels import numba_minibatch, numba_optim, numba_products, numba_rows
 from nnaccel.kernels.activations import activation_code, output_code
-nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32").prepare(16)
+import numpy as np
+network = nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32")
+network.prepare(16)
+network.loss(np.zeros((2, 5), np.float32), np.zeros((1, 5), np.float32))  # the full-batch plan's evaluation
 kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2, output_code("sigmoid"), numba_optim.RULE_SGD, 16)
 names = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu")
 pairs = {name: len(getattr(numba_products, f"_{name}_row_pair").signatures) for name in names}
@@ -267,6 +271,7 @@ others = {
 print(json.dumps({
     "pairs": pairs, "rows": rows, "others": others,
     "loaded": sum(kernel.stats.cache_hits.values()), "signatures": len(kernel.signatures),
+    "kernels": sum(len(each.signatures) for each in numba_minibatch._EPOCH_KERNELS.values()),
 }))
 """
 
@@ -274,7 +279,8 @@ print(json.dumps({
 def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
     """With an empty Numba cache, a tanh/sigmoid network trained by SGD at batch 16 compiles the
     tanh row kernels and no other hidden activation's, no softmax, no momentum or Adam update and no
-    one-example path; the next process loads the kernel from the cache, compiling nothing."""
+    one-example path, and one kernel only: its evaluations, the full-batch plan's included, run on
+    the kernel it trains with. The next process loads the kernel from the cache, compiling nothing."""
 
     def run() -> dict:
         env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
@@ -287,9 +293,36 @@ def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
     # the sigmoid row helper is the output's, for predictions
     assert first["rows"] == {"tanh": 1, "sigmoid": 1, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
     assert not any(first["others"].values())
-    assert first["signatures"] == 1 and first["loaded"] == 0
+    assert first["signatures"] == 1 and first["loaded"] == 0 and first["kernels"] == 1
     assert second["signatures"] == 1 and second["loaded"] == 1
     assert not any(second["pairs"].values()) and not any(second["rows"].values())  # loaded, not compiled again
+
+
+_EVALUATE_ONLY = """
+import json
+import numpy as np
+import nnaccel as nna
+from nnaccel.kernels import numba_minibatch, numba_optim, numba_products
+network = nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32", seed=3)
+X = np.random.default_rng(0).standard_normal((2, 50)).astype(np.float32)
+reference = nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numpy", dtype="float32", seed=3)
+print(json.dumps({
+    "error": float(np.abs(network.forward(X) - reference.forward(X)).max()),
+    "steps": [key[3] for key in numba_minibatch._EPOCH_KERNELS],
+    "backward": len(numba_products._tanh_row_pair.signatures) + len(numba_optim.sgd_update.signatures),
+}))
+"""
+
+
+def test_an_evaluation_only_kernel_compiles_no_training_code(tmp_path):
+    """A network that only predicts (in a fresh process with an empty Numba cache) compiles a
+    kernel without the backward pass or the update, and predicts as the NumPy reference does."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _EVALUATE_ONLY], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.splitlines()[-1])
+    assert record["steps"] == [numba_minibatch.NO_STEPS] and record["backward"] == 0
+    assert record["error"] < 1e-6
 
 
 def test_first_run_notice_names_the_activations():

@@ -1,8 +1,8 @@
 """The Numba backend's mini-batch training plans (see ``plans`` for the interface).
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call (the
-  ``train_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's activations,
-  output, update rule and batch path) runs every step of a chunk of the epoch (16384 examples
+  ``run_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's activations,
+  output, update rule and batch path; it also evaluates) runs every step of a chunk of the epoch (16384 examples
   gathered in their shuffled order, whole batches; the next chunk is gathered on a background
   thread while the kernel trains on this one); the parameters stay packed in one vector
   throughout.
@@ -173,11 +173,16 @@ class FusedEpochPlan(_PackedPlan):
         # two chunks of the epoch's examples in their visiting order (see ``_gather``)
         self._chunks: list[TrainingData | None] = [None, None]
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
-        # the kernels compiled for this kind of network (activations, output, rule, batch)
+        # the kernel compiled for this kind of network (activations, output, rule, batch): it runs
+        # the epochs of mini-batches and the serial evaluations; a plan whose steps run the
+        # parallel pass gets one that only evaluates
         hidden, output = self.layout.codes[:-1], self.layout.codes[-1]
         rule, _ = update_rule(self.optimizer, Hyperparameters(0.0))
-        self.train_epoch = None if batch_size is None else kernels.epoch_kernel(hidden, output, rule, int(batch_size))
-        self.evaluate = kernels.evaluation_kernel(hidden, output)
+        kernel_batch = None if batch_size is None or not self.packed_steps(batch_size) else int(batch_size)
+        self.run_epoch = kernels.epoch_kernel(hidden, output, rule, kernel_batch)
+        full_blocks = self.scratch.H.shape[1] == block
+        self.evaluation_scratch = self.scratch if full_blocks else EpochScratch.of(architecture, self.dtype, block)
+        self._no_settings = np.zeros(len(numba_optim.SETTINGS))  # an evaluation's: it updates nothing
 
     def load(self, X, Y) -> TrainingData:
         if self.batch_size is not None and not self.packed_steps(self.batch_size):
@@ -222,12 +227,13 @@ class FusedEpochPlan(_PackedPlan):
             )
             state.step += X.shape[1]
             return np.float64(total)
-        total = self.train_epoch(
+        total = self.run_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
             self.fast,
+            kernels.TRAIN,
             batch_size,
             settings,
             state.step,
@@ -235,6 +241,7 @@ class FusedEpochPlan(_PackedPlan):
             self.second,
             self.gradients,
             *self.scratch.arrays(),
+            self._unused,
         )
         state.step += -(-X.shape[1] // batch_size)  # one update per batch
         return np.float64(total)
@@ -242,25 +249,31 @@ class FusedEpochPlan(_PackedPlan):
     def loss_sum(self, params, X, Y):
         if X.shape[1] > SERIAL_EVALUATION:
             return super().loss_sum(params, X, Y)
-        return np.float64(self._evaluate(params, X, Y, False, self._unused))
+        return np.float64(self._evaluate(params, X, Y, kernels.LOSS, self._unused))
 
     def forward(self, params, X):
         if X.shape[1] > SERIAL_EVALUATION:
             return super().forward(params, X)
         out = np.empty((self.architecture.n_outputs, X.shape[1]), dtype=self.dtype)
-        self._evaluate(params, X, self._unused, True, out)
+        self._evaluate(params, X, self._unused, kernels.PREDICT, out)
         return out
 
-    def _evaluate(self, params, X, Y, predict: bool, out) -> float:
+    def _evaluate(self, params, X, Y, mode: int, out) -> float:
         pack(params, self.theta_views)
-        return self.evaluate(
+        return self.run_epoch(
             np.ascontiguousarray(X, dtype=self.dtype),
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
             self.fast,
-            network.block_size(self.architecture.layers, self.dtype.itemsize),
-            predict,
+            mode,
+            max(1, X.shape[1]),  # one batch of every column
+            self._no_settings,
+            0,
+            self.first,
+            self.second,
+            self.gradients,
+            *self.evaluation_scratch.arrays(),
             out,
         )
 
