@@ -202,44 +202,46 @@ TRAIN, LOSS, PREDICT = 0, 1, 2  # what a call of an epoch kernel does (its ``mod
 BLOCK_STEPS, EXAMPLE_STEPS, NO_STEPS = 0, 1, 2
 
 
-# The epoch kernels are compiled per network kind: the kind's codes are constants of the kernel's
-# closure, so Numba prunes every other activation's, output's and rule's branches of the inlined
-# helpers before it compiles, and a network compiles only the row helpers it runs (``MIXED``
-# hidden layers compile every activation's). A kernel that trains also evaluates (modes LOSS and
-# PREDICT), so a run compiles one kernel, not one per task. The closures hold integers only: Numba
-# keys a closure's cache on what it holds, and a compiled function held there would give the
-# kernel a new key, so a new compilation, in every process.
-def epoch_kernel(hidden_codes, output: int, rule: int, batch: int | None) -> numba.core.registry.CPUDispatcher:
+# The epoch kernels are compiled per network kind: the kind's codes and whether its data is
+# float32 are constants of the kernel's closure, so Numba prunes every other activation's,
+# output's, rule's and dtype's branches of the inlined helpers before it compiles, and a network
+# compiles only the row helpers it runs (``MIXED`` hidden layers compile every activation's). A
+# kernel that trains also evaluates (modes LOSS and PREDICT), so a run compiles one kernel, not one
+# per task. The closures hold integers and booleans only: Numba keys a closure's cache on what it
+# holds, and a compiled function held there would give the kernel a new key, so a new
+# compilation, in every process.
+def epoch_kernel(hidden_codes, output: int, rule: int, batch: int | None, fast: bool) -> numba.core.registry.CPUDispatcher:
     """The ``run_epoch`` kernel for a network with these hidden activation codes (one per hidden
     layer) and ``output`` code, trained by the update ``rule`` of ``numba_optim`` in batches of
-    ``batch`` examples (below ``SCALAR_BATCH``, one example at a time); for ``batch`` None a kernel
+    ``batch`` examples (below ``SCALAR_BATCH``, one example at a time), on float32 data when
+    ``fast`` (the library-free float32 functions of ``numba_rows``); for ``batch`` None a kernel
     that only evaluates (its training code is not compiled), or a kernel of this process that
     trains the same kind of network and so evaluates it too: a run that trains at one batch size
     and evaluates on the full-batch plan (as ``Network.loss`` does) then compiles one kernel.
     Every such kernel evaluates with the same compiled row helpers, so to the same bits."""
     hidden, output = shared_hidden(hidden_codes), int(output)
     if batch is None:
-        for (trained_hidden, trained_output, _, steps), kernel in _EPOCH_KERNELS.items():
-            if (trained_hidden, trained_output) == (hidden, output) and steps != NO_STEPS:
+        for (trained_hidden, trained_output, _, steps, trained_fast), kernel in _EPOCH_KERNELS.items():
+            if (trained_hidden, trained_output, trained_fast) == (hidden, output, bool(fast)) and steps != NO_STEPS:
                 return kernel
         steps, rule = NO_STEPS, 0
     else:
         steps = EXAMPLE_STEPS if int(batch) < SCALAR_BATCH else BLOCK_STEPS
-    key = (hidden, output, int(rule), steps)
+    key = (hidden, output, int(rule), steps, bool(fast))
     if key not in _EPOCH_KERNELS:
         _EPOCH_KERNELS[key] = _epoch_kernel(*key)
     return _EPOCH_KERNELS[key]
 
 
-def _epoch_kernel(hidden: int, output: int, rule: int, steps: int):
+def _epoch_kernel(hidden: int, output: int, rule: int, steps: int, fast: bool):
     """``run_epoch`` for hidden layers that all have activation code ``hidden`` (or ``MIXED``),
-    output code ``output``, update ``rule`` and ``steps`` (``BLOCK_STEPS``, ``EXAMPLE_STEPS`` or
-    ``NO_STEPS``)."""
+    output code ``output``, update ``rule``, ``steps`` (``BLOCK_STEPS``, ``EXAMPLE_STEPS`` or
+    ``NO_STEPS``) and ``fast`` (float32 data)."""
     trains, by_example = steps != NO_STEPS, steps == EXAMPLE_STEPS
 
     @numba.njit(**ROW_OPTIONS)
     def run_epoch(
-        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, mode, batch, settings, step, first, second,
+        X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, mode, batch, settings, step, first, second,
         gradients, H, dH, shift, normaliser, h, out,
     ):  # fmt: skip
         """mode TRAIN: every mini-batch step of one epoch. Batches of ``batch`` consecutive columns

@@ -234,34 +234,55 @@ def derivative_value(h, code):
     return identity_derivative(h)
 
 
+# The output rows: one compiled helper per output and precision, behind an inlined dispatcher (as
+# ``activate_row``). Each views rows of A and Y as 1-D slices: contiguous vector loads (no
+# wraparound checks); each returns the row's summed loss, dA = H - Y left in A's row.
 @numba.njit(**ROW_SUM_OPTIONS)
+def _sigmoid_float32_output_row(row, bias, labels):
+    loss = 0.0
+    for j in range(row.size):
+        a = row[j] + bias
+        y = labels[j]
+        t = exp_negative_float32(abs(a))
+        loss += max(a, ZERO) - a * y + log1p_unit_float32(t)  # BCE = max(a, 0) - a y + log(1 + e^-|a|)
+        row[j] = sigmoid_from_exp(a, t) - y  # dA = sigmoid(a) - y
+    return loss
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def _sigmoid_output_row(row, bias, labels):
+    loss = 0.0
+    for j in range(row.size):
+        a = row[j] + bias
+        y = labels[j]
+        loss += sigmoid_cross_entropy(a, y)
+        row[j] = sigmoid(a) - y
+    return loss
+
+
+@numba.njit(**ROW_SUM_OPTIONS)
+def _identity_output_row(row, bias, labels):
+    loss = 0.0
+    for j in range(row.size):
+        h = row[j] + bias
+        y = labels[j]
+        loss += half_squared_error(h, y)
+        row[j] = h - y
+    return loss
+
+
+@numba.njit(inline="always", **ROW_SUM_OPTIONS)
 def output_row(A, a_row, a_col, bias, Y, y_row, y_col, width, code, fast):
     """A sigmoid or identity output row: A[a_row, a_col:a_col+width] holds W H without the bias and
-    becomes dA = H - Y, with H = out(A + bias) and Y[y_row, y_col:y_col+width]; returns the loss sum."""
-    loss = 0.0
-    row = A[a_row, a_col : a_col + width]  # 1-D views: contiguous vector loads (no wraparound checks)
+    becomes dA = H - Y, with H = out(A + bias) and Y[y_row, y_col:y_col+width]; returns the loss
+    sum. Inlined, so that a caller whose ``code`` and ``fast`` are constants compiles one helper."""
+    row = A[a_row, a_col : a_col + width]
     labels = Y[y_row, y_col : y_col + width]
     if code == OUTPUT_SIGMOID:
         if fast:
-            for j in range(width):
-                a = row[j] + bias
-                y = labels[j]
-                t = exp_negative_float32(abs(a))
-                loss += max(a, ZERO) - a * y + log1p_unit_float32(t)  # BCE = max(a, 0) - a y + log(1 + e^-|a|)
-                row[j] = sigmoid_from_exp(a, t) - y  # dA = sigmoid(a) - y
-        else:
-            for j in range(width):
-                a = row[j] + bias
-                y = labels[j]
-                loss += sigmoid_cross_entropy(a, y)
-                row[j] = sigmoid(a) - y
-    else:
-        for j in range(width):
-            h = row[j] + bias
-            y = labels[j]
-            loss += half_squared_error(h, y)
-            row[j] = h - y
-    return loss
+            return _sigmoid_float32_output_row(row, bias, labels)
+        return _sigmoid_output_row(row, bias, labels)
+    return _identity_output_row(row, bias, labels)
 
 
 @numba.njit(**ROW_OPTIONS)

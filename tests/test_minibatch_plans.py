@@ -259,17 +259,18 @@ import numpy as np
 network = nna.Network([2, 4, 4, 1], "tanh", "sigmoid", backend="numba", dtype="float32")
 network.prepare(16)
 network.loss(np.zeros((2, 5), np.float32), np.zeros((1, 5), np.float32))  # the full-batch plan's evaluation
-kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2, output_code("sigmoid"), numba_optim.RULE_SGD, 16)
+kernel = numba_minibatch.epoch_kernel([activation_code("tanh")] * 2, output_code("sigmoid"), numba_optim.RULE_SGD, 16, True)
 names = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu")
 pairs = {name: len(getattr(numba_products, f"_{name}_row_pair").signatures) for name in names}
 rows = {name: len(getattr(numba_rows, f"_{name}_row").signatures) for name in names}
+rows_float32 = {name: len(getattr(numba_rows, f"_{name}_float32_row").signatures) for name in ("tanh", "sigmoid")}
 others = {
     "softmax": len(numba_rows.softmax_block.signatures) + len(numba_rows.softmax_forward_block.signatures),
     "momentum_and_adam": len(numba_optim.momentum_vector.signatures) + len(numba_optim.adam_vector.signatures),
     "one_example": len(numba_minibatch.example_gradients.signatures),
 }
 print(json.dumps({
-    "pairs": pairs, "rows": rows, "others": others,
+    "pairs": pairs, "rows": rows, "rows_float32": rows_float32, "others": others,
     "loaded": sum(kernel.stats.cache_hits.values()), "signatures": len(kernel.signatures),
     "kernels": sum(len(each.signatures) for each in numba_minibatch._EPOCH_KERNELS.values()),
 }))
@@ -290,12 +291,14 @@ def test_an_epoch_kernel_compiles_its_own_activation_only_and_once(tmp_path):
 
     first, second = run(), run()
     assert first["pairs"] == {"tanh": 1, "sigmoid": 0, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
-    # the sigmoid row helper is the output's, for predictions
-    assert first["rows"] == {"tanh": 1, "sigmoid": 1, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
+    # float32 data: the float32 tanh and sigmoid rows only (the sigmoid row is the output's, for
+    # predictions), no float64 or other activation's row
+    assert first["rows_float32"] == {"tanh": 1, "sigmoid": 1}
+    assert first["rows"] == {"tanh": 0, "sigmoid": 0, "relu": 0, "leaky_relu": 0, "elu": 0, "selu": 0}
     assert not any(first["others"].values())
     assert first["signatures"] == 1 and first["loaded"] == 0 and first["kernels"] == 1
     assert second["signatures"] == 1 and second["loaded"] == 1
-    assert not any(second["pairs"].values()) and not any(second["rows"].values())  # loaded, not compiled again
+    assert not any(second["pairs"].values()) and not any(second["rows_float32"].values())  # loaded, not compiled again
 
 
 _EVALUATE_ONLY = """

@@ -179,7 +179,7 @@ class FusedEpochPlan(_PackedPlan):
         hidden, output = self.layout.codes[:-1], self.layout.codes[-1]
         rule, _ = update_rule(self.optimizer, Hyperparameters(0.0))
         kernel_batch = None if batch_size is None or not self.packed_steps(batch_size) else int(batch_size)
-        self.run_epoch = kernels.epoch_kernel(hidden, output, rule, kernel_batch)
+        self.run_epoch = kernels.epoch_kernel(hidden, output, rule, kernel_batch, self.fast)
         full_blocks = self.scratch.H.shape[1] == block
         self.evaluation_scratch = self.scratch if full_blocks else EpochScratch.of(architecture, self.dtype, block)
         self._no_settings = np.zeros(len(numba_optim.SETTINGS))  # an evaluation's: it updates nothing
@@ -232,7 +232,6 @@ class FusedEpochPlan(_PackedPlan):
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
-            self.fast,
             kernels.TRAIN,
             batch_size,
             settings,
@@ -265,7 +264,6 @@ class FusedEpochPlan(_PackedPlan):
             np.ascontiguousarray(Y, dtype=self.dtype),
             self.theta,
             *self.layout.arrays(),
-            self.fast,
             mode,
             max(1, X.shape[1]),  # one batch of every column
             self._no_settings,
