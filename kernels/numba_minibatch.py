@@ -41,6 +41,7 @@ from .numba_rows import (
     ZERO,
     activate_row,
     activate_value,
+    case_kernel,
     derivative_row,
     derivative_value,
     exp_negative,
@@ -239,7 +240,6 @@ def _epoch_kernel(hidden: int, output: int, rule: int, steps: int, fast: bool):
     ``NO_STEPS``) and ``fast`` (float32 data)."""
     trains, by_example = steps != NO_STEPS, steps == EXAMPLE_STEPS
 
-    @numba.njit(**ROW_OPTIONS)
     def run_epoch(
         X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, mode, batch, settings, step, first, second,
         gradients, H, dH, shift, normaliser, h, out,
@@ -298,7 +298,8 @@ def _epoch_kernel(hidden: int, output: int, rule: int, steps: int, fast: bool):
                 )
         return total
 
-    return run_epoch
+    # cache files of its own per kind (see ``numba_rows.case_kernel``)
+    return case_kernel(run_epoch, f"{hidden}_{output}_{rule}_{steps}_{int(fast)}", ROW_OPTIONS)
 
 
 _EPOCH_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}

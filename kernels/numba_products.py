@@ -15,6 +15,7 @@ from .numba_rows import (
     SIGMOID,
     TANH,
     ZERO,
+    case_kernel,
     elu_derivative,
     identity_derivative,
     leaky_relu_derivative,
@@ -75,7 +76,6 @@ def _row_pair_kernel(derivative):
     so a pass needs no call per entry). Each derivative gets its own copy of the loops: passed as an
     argument instead, a function compiles the same, but Numba cannot cache a kernel that takes one."""
 
-    @numba.njit(**ROW_SUM_OPTIONS)
     def combine_row_pair(out0, out1, theta, index0, index1, weight_stride, count, source, source_row, source_col, width):
         """Two rows of ``combine_rows`` in one pass, each entry's sum times ``derivative`` of the
         entry it replaces: out0[j] <- derivative(out0[j]) * (sum over t < count of theta[index0 + t
@@ -176,7 +176,7 @@ def _row_pair_kernel(derivative):
                 total1 += new1
         return total0, total1
 
-    return combine_row_pair
+    return case_kernel(combine_row_pair, derivative.__name__, ROW_SUM_OPTIONS)
 
 
 combine_row_pair = _row_pair_kernel(identity_derivative)  # forward: A = W H (the derivative is 1)

@@ -49,6 +49,16 @@ def _jit(function):
     return numba.njit(**OPTIONS)(function)
 
 
+def case_kernel(function, case: str, options: JitOptions):
+    """``numba.njit(**options)(function)`` for a function that a factory makes once per ``case``
+    (an activation, say), with cache files of its own. Numba names a function's cache files after
+    its qualified name, which every function of one factory shares; in one shared index file,
+    processes that compile different cases at once (pytest-xdist workers, two first runs) can
+    overwrite each other's entries, so that a case later loads another case's code."""
+    function.__qualname__ = f"{function.__qualname__}_{case}"
+    return numba.njit(**options)(function)
+
+
 sigmoid = _jit(act.sigmoid)
 sigmoid_derivative = _jit(act.sigmoid_derivative)
 tanh = _jit(act.tanh)
@@ -104,12 +114,11 @@ def _activation_row(activation):
     compiled into the loop. One compiled helper per activation, so that a kernel whose activation
     is a constant compiles its own only (see ``activate_row``)."""
 
-    @numba.njit(**ROW_OPTIONS)
     def activate(row, bias):
         for j in range(row.size):
             row[j] = activation(row[j] + bias)
 
-    return activate
+    return case_kernel(activate, activation.__name__, ROW_OPTIONS)
 
 
 _tanh_row = _activation_row(tanh)
@@ -156,14 +165,13 @@ def _derivative_row(derivative):
     from H) compiled into the loop; returns total + the sum of the new H. One compiled helper per
     activation, as ``_activation_row``."""
 
-    @numba.njit(**ROW_SUM_OPTIONS)
     def backward(dH, H, total):
         for j in range(H.size):
             H[j] = dH[j] * derivative(H[j])
             total += H[j]
         return total
 
-    return backward
+    return case_kernel(backward, derivative.__name__, ROW_SUM_OPTIONS)
 
 
 _tanh_derivative_row = _derivative_row(tanh_derivative)

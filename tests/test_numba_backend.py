@@ -413,3 +413,33 @@ def test_random_shapes_match_numpy(network, m, dtype, seed):
     layers, activations, output = network
     for backend in (FUSED, LAYERED):
         assert compare(layers, activations, output, dtype, backend, m, seed) <= TOLERANCE[dtype]
+
+
+def test_every_cached_kernel_has_cache_files_of_its_own():
+    """No two cached kernels share an index file (Numba names it after the function's qualified
+    name and line, which every kernel made by one factory shares): processes compiling different
+    kernels at once, pytest-xdist workers or two first runs, could otherwise overwrite each other's
+    entries, and a kernel would later load another one's code (seen: relu's backward computing
+    sigmoid's derivative)."""
+    from numba.core.registry import CPUDispatcher
+
+    from nnaccel.kernels import numba_layers, numba_minibatch, numba_network, numba_optim, numba_products, numba_rows
+
+    kernels = [
+        value
+        for module in (numba_rows, numba_products, numba_network, numba_layers, numba_optim, numba_minibatch)
+        for value in vars(module).values()
+        if isinstance(value, CPUDispatcher) and value._cache._cache_file is not None
+    ]
+    kernels += [  # one epoch kernel per kind of network
+        numba_minibatch.epoch_kernel([scalar.activation_code(name)], scalar.output_code(output), 0, batch, fast)
+        for name in ("tanh", "relu")
+        for output in ("sigmoid", "softmax")
+        for batch in (None, 4, 16)
+        for fast in (False, True)
+    ]
+    paths = {}
+    for kernel in set(kernels):
+        paths.setdefault(kernel._cache._cache_file._index_path, []).append(kernel.py_func.__qualname__)
+    assert len(kernels) > 60
+    assert all(len(names) == 1 for names in paths.values()), {path: names for path, names in paths.items() if len(names) > 1}
