@@ -2,10 +2,10 @@
 
 * ``FusedEpochPlan`` (every layer narrow enough for the fused pass): one serial kernel call (the
   ``run_epoch`` of ``numba_minibatch.epoch_kernel``, compiled for the network's activations,
-  output, update rule and batch path; it also evaluates) runs every step of a chunk of the epoch (16384 examples
-  gathered in their shuffled order, whole batches; the next chunk is gathered on a background
-  thread while the kernel trains on this one); the parameters stay packed in one vector
-  throughout.
+  output, update rule, batch path and dtype; it also evaluates) runs every step of a chunk of the
+  epoch (16384 examples gathered in their shuffled order, whole batches; the next chunk is
+  gathered on a background thread while the kernel trains on this one); the parameters stay
+  packed in one vector throughout.
 * ``LayeredStepPlan`` (wider networks): each step is the layer-by-layer pass with the matmuls on
   BLAS and the elementwise work in serial kernels (a few hundred thousand entries: cheaper than
   waking a second thread pool beside BLAS's), gradients into one flat vector, and one update call
@@ -72,7 +72,8 @@ class _PackedPlan(Plan):
 
     def __init__(self, backend, architecture, dtype, batch_size, optimizer=None):
         super().__init__(backend, architecture, dtype, batch_size, optimizer)
-        update_rule(self.optimizer, Hyperparameters(0.0))  # refuses an optimizer the kernels do not run
+        # the kernels' update rule (a plan's optimizer never changes); refuses one they do not run
+        self.rule, _ = update_rule(self.optimizer, Hyperparameters(0.0))
         self.layout = PackedLayout.of(architecture)
         self.theta = np.empty(self.layout.count, dtype=self.dtype)
         self.theta_views = self.layout.views(self.theta)
@@ -173,13 +174,12 @@ class FusedEpochPlan(_PackedPlan):
         # two chunks of the epoch's examples in their visiting order (see ``_gather``)
         self._chunks: list[TrainingData | None] = [None, None]
         self._unused = np.empty((architecture.n_outputs, 1), dtype=self.dtype)  # Y or out, when not read
-        # the kernel compiled for this kind of network (activations, output, rule, batch): it runs
-        # the epochs of mini-batches and the serial evaluations; a plan whose steps run the
+        # the kernel compiled for this kind of network (activations, output, rule, batch, dtype):
+        # it runs the epochs of mini-batches and the serial evaluations; a plan whose steps run the
         # parallel pass gets one that only evaluates
         hidden, output = self.layout.codes[:-1], self.layout.codes[-1]
-        rule, _ = update_rule(self.optimizer, Hyperparameters(0.0))
         kernel_batch = None if batch_size is None or not self.packed_steps(batch_size) else int(batch_size)
-        self.run_epoch = kernels.epoch_kernel(hidden, output, rule, kernel_batch, self.fast)
+        self.run_epoch = kernels.epoch_kernel(hidden, output, self.rule, kernel_batch, self.fast)
         full_blocks = self.scratch.H.shape[1] == block
         self.evaluation_scratch = self.scratch if full_blocks else EpochScratch.of(architecture, self.dtype, block)
         self._no_settings = np.zeros(len(numba_optim.SETTINGS))  # an evaluation's: it updates nothing
@@ -212,9 +212,9 @@ class FusedEpochPlan(_PackedPlan):
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
-        rule, settings = update_rule(self.optimizer, hyper)
+        _, settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
         batch_size, state = int(self.mini_batch_size), self.current_state()
-        if batch_size == 1 and rule == numba_optim.RULE_SGD:
+        if batch_size == 1 and self.rule == numba_optim.RULE_SGD:
             total = kernels.train_examples(
                 np.ascontiguousarray(X, dtype=self.dtype),
                 np.ascontiguousarray(Y, dtype=self.dtype),
@@ -316,7 +316,7 @@ class LayeredStepPlan(_PackedPlan):
     def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
         if order is None:
             return self.packed_batches(data.X, data.Y, hyper)
-        self.rule, self.settings = update_rule(self.optimizer, hyper)
+        _, self.settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
         batch_size, total = self.mini_batch_size, 0.0
         for start in range(0, data.m, batch_size):
             batch = order[start : start + batch_size]
@@ -327,7 +327,7 @@ class LayeredStepPlan(_PackedPlan):
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
-        self.rule, self.settings = update_rule(self.optimizer, hyper)
+        _, self.settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
         batch_size, total = self.mini_batch_size, 0.0
         for start in range(0, X.shape[1], batch_size):
             X_batch = X[:, start : start + batch_size]
