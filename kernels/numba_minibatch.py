@@ -10,7 +10,7 @@ and the update of the packed parameters ``theta`` (layout of ``numba_network.pac
 Y hold the epoch's examples in the order they are visited (the caller gathers a shuffled epoch
 chunk by chunk), so every batch is a slice. The same kernel evaluates a loss or predictions
 (its modes ``LOSS`` and ``PREDICT``), so a run compiles one kernel. Batch 1 with plain SGD has
-its own kernel, ``train_examples``.
+its own kernel, compiled per architecture (``example_kernel``).
 
 Wide networks. The matmuls stay on BLAS (the one thread pool in the step); the elementwise work
 between them, a (units, batch) array of a few hundred thousand entries at most, costs less than
@@ -98,11 +98,12 @@ def _output_gradient(h, first, outputs, Y, column, code, fast):
 
 
 @numba.njit(inline="always", **OPTIONS)
-def _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h):
+def _example_forward(hidden, X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h):
     """The forward pass of example ``column`` of X (n, m) into h (n + units,): the inputs at
     h[:n], then each layer's H = act(W H_prev + b) at n + row_offsets[layer], the output layer's
-    A_L = W H_prev + b left for ``_output_gradient``."""
-    depth = sizes.size - 1
+    A_L = W H_prev + b left for ``_output_gradient``. ``hidden`` as in ``forward_block``; the
+    layout (``sizes`` to ``codes``) is arrays, or tuples of constants (``example_kernel``)."""
+    depth = len(sizes) - 1
     n = sizes[0]
     for k in range(n):
         h[k] = X[k, column]
@@ -115,7 +116,12 @@ def _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_
             weights = weight_offsets[layer] + i * fan_in
             for k in range(fan_in):
                 a += theta[weights + k] * h[inputs + k]
-            h[outputs + i] = a if layer == depth - 1 else activate_value(a, codes[layer], fast)
+            if layer == depth - 1:
+                h[outputs + i] = a
+            elif hidden == MIXED:
+                h[outputs + i] = activate_value(a, codes[layer], fast)
+            else:
+                h[outputs + i] = activate_value(a, hidden, fast)
 
 
 @numba.njit(**OPTIONS)
@@ -125,7 +131,7 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
     each layer's H (later its dA) at n + row_offsets[layer]."""
     depth = sizes.size - 1
     n = sizes[0]
-    _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
+    _example_forward(MIXED, X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
     loss = _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)  # dA_L = H_L - Y
     for layer in range(depth - 1, -1, -1):
         fan_in, fan_out = sizes[layer], sizes[layer + 1]
@@ -147,47 +153,72 @@ def example_gradients(X, Y, column, theta, sizes, weight_offsets, bias_offsets, 
     return loss
 
 
-@numba.njit(**OPTIONS)
-def train_examples(X, Y, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, lr, l1, l2):
-    """Plain SGD at batch 1 over the columns of X (n, m), Y (outputs, m) in order; returns the
-    summed loss (each example's taken before its update). The arithmetic of ``run_epoch`` at
-    batch 1 without its gradient vector and separate update pass: from the top layer down, the
-    backward first reads W for dA_prev = (W^T dA) * act'(H_prev), then W and b are updated in
-    place: W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA."""
-    m = X.shape[1]
-    depth = sizes.size - 1
-    n = sizes[0]
-    h = np.empty(n + row_offsets[depth], dtype=X.dtype)
-    dA_prev = np.empty(sizes.max(), dtype=X.dtype)
-    total = 0.0
-    for column in range(m):
-        _example_forward(X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
-        total += _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, codes[depth - 1], fast)
-        for layer in range(depth - 1, -1, -1):
-            fan_in, fan_out = sizes[layer], sizes[layer + 1]
-            inputs = 0 if layer == 0 else n + row_offsets[layer - 1]
-            outputs = n + row_offsets[layer]
-            if layer > 0:
-                for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), with W before its update
-                    dH = ZERO * h[0]
-                    for i in range(fan_out):
-                        dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
-                    dA_prev[k] = dH * derivative_value(h[inputs + k], codes[layer - 1])
-            for i in range(fan_out):  # W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA
-                dA = h[outputs + i]
-                weights = weight_offsets[layer] + i * fan_in
-                if l1 == 0.0:  # as in sgd_update: sign(W)'s branches are left out of the common case
-                    for k in range(fan_in):
-                        w = theta[weights + k]
-                        theta[weights + k] = w - lr * (dA * h[inputs + k] + l2 * w)
-                else:
-                    for k in range(fan_in):
-                        w = theta[weights + k]
-                        theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
-                theta[bias_offsets[layer] + i] -= lr * dA
-            if layer > 0:  # H_prev's entries become dA_prev, now that the update has read them
-                h[inputs : inputs + fan_in] = dA_prev[:fan_in]
-    return total
+# Batch 1 with plain SGD is bound by the latency of one example's chain of small loops; with the
+# layer sizes as constants LLVM unrolls those loops, which measured twice as fast as the same code
+# over run-time sizes (BENCHMARKS.md), so this kernel is compiled per architecture.
+def example_kernel(sizes, weight_offsets, bias_offsets, row_offsets, codes, fast: bool) -> numba.core.registry.CPUDispatcher:
+    """The batch-1 plain SGD kernel ``train_examples(X, Y, theta, lr, l1, l2)`` for this packed
+    layout (``numba_network.pack_layout``: the layer sizes, offsets and activation codes, compiled
+    in as constants) and data precision (``fast``: float32): one compiled kernel per architecture,
+    kept for the process (and in Numba's cache)."""
+    layout = tuple(tuple(int(value) for value in array) for array in (sizes, weight_offsets, bias_offsets, row_offsets, codes))
+    key = (*layout, bool(fast))
+    if key not in _EXAMPLE_KERNELS:
+        _EXAMPLE_KERNELS[key] = _example_kernel(*key)
+    return _EXAMPLE_KERNELS[key]
+
+
+def _example_kernel(sizes, weight_offsets, bias_offsets, row_offsets, codes, fast):
+    hidden = shared_hidden(codes[:-1])
+    depth, n = len(sizes) - 1, sizes[0]
+    units, widest, output = n + row_offsets[depth], max(sizes), codes[-1]
+
+    def train_examples(X, Y, theta, lr, l1, l2):
+        """Plain SGD at batch 1 over the columns of X (n, m), Y (outputs, m) in order; returns the
+        summed loss (each example's taken before its update). The arithmetic of ``run_epoch`` at
+        batch 1 without its gradient vector and separate update pass: from the top layer down, the
+        backward first reads W for dA_prev = (W^T dA) * act'(H_prev), then W and b are updated in
+        place: W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA."""
+        h = np.empty(units, dtype=X.dtype)  # the example's inputs, then each layer's H (later dA)
+        dA_prev = np.empty(widest, dtype=X.dtype)
+        total = 0.0
+        for column in range(X.shape[1]):
+            _example_forward(hidden, X, column, theta, sizes, weight_offsets, bias_offsets, row_offsets, codes, fast, h)
+            total += _output_gradient(h, n + row_offsets[depth - 1], sizes[depth], Y, column, output, fast)
+            for layer in range(depth - 1, -1, -1):
+                fan_in, fan_out = sizes[layer], sizes[layer + 1]
+                inputs = 0 if layer == 0 else n + row_offsets[layer - 1]
+                outputs = n + row_offsets[layer]
+                if layer > 0:
+                    code = codes[layer - 1] if hidden == MIXED else hidden
+                    for k in range(fan_in):  # dA_prev = (W^T dA) * act'(H_prev), with W before its update
+                        dH = ZERO * h[0]
+                        for i in range(fan_out):
+                            dH += theta[weight_offsets[layer] + i * fan_in + k] * h[outputs + i]
+                        dA_prev[k] = dH * derivative_value(h[inputs + k], code)
+                for i in range(fan_out):  # W -= lr (dA H_prev^T + l1 sign(W) + l2 W), b -= lr dA
+                    dA = h[outputs + i]
+                    weights = weight_offsets[layer] + i * fan_in
+                    if l1 == 0.0:  # as in sgd_update: sign(W)'s branches are left out of the common case
+                        for k in range(fan_in):
+                            w = theta[weights + k]
+                            theta[weights + k] = w - lr * (dA * h[inputs + k] + l2 * w)
+                    else:
+                        for k in range(fan_in):
+                            w = theta[weights + k]
+                            theta[weights + k] = w - lr * (dA * h[inputs + k] + l1 * np.sign(w) + l2 * w)
+                    theta[bias_offsets[layer] + i] -= lr * dA
+                if layer > 0:  # H_prev's entries become dA_prev, now that the update has read them
+                    for k in range(fan_in):  # a loop: a slice assignment compiles Numba's shape-error text
+                        h[inputs + k] = dA_prev[k]
+        return total
+
+    # cache files of its own per architecture (see ``numba_rows.case_kernel``)
+    case = "_".join("x".join(map(str, array)) for array in (sizes, codes)) + f"_{int(fast)}"
+    return case_kernel(train_examples, case.replace("-", "m"), OPTIONS)
+
+
+_EXAMPLE_KERNELS: dict[tuple, numba.core.registry.CPUDispatcher] = {}
 
 
 def shared_hidden(hidden_codes) -> int:

@@ -328,6 +328,46 @@ def test_an_evaluation_only_kernel_compiles_no_training_code(tmp_path):
     assert record["error"] < 1e-6
 
 
+_ONE_EXAMPLE_SGD = """
+import json
+import numpy as np
+import nnaccel as nna
+from nnaccel.kernels import numba_minibatch, numba_optim, numba_products
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 60)).astype(np.float32)
+Y = (X[:1] * X[1:] > 0).astype(np.float32)
+errors = []
+for layers in ([2, 4, 4, 1], [2, 5, 1]):
+    trained = {}
+    for backend in ("numba", "numpy"):
+        network = nna.Network(layers, "tanh", "sigmoid", backend=backend, dtype="float32", seed=3)
+        network.fit(X, Y, epochs=2, lr=0.1, batch_size=1, seed=1)
+        trained[backend] = network.get_params()
+    errors += [float(np.abs(a - b).max()) for pair in zip(*trained.values()) for a, b in zip(*pair)]
+print(json.dumps({
+    "error": max(errors),
+    "example_kernels": [key[0] for key in numba_minibatch._EXAMPLE_KERNELS],
+    "compiled": [len(kernel.signatures) for kernel in numba_minibatch._EXAMPLE_KERNELS.values()],
+    "steps": sorted({key[3] for key in numba_minibatch._EPOCH_KERNELS}),
+    "step_code": len(numba_minibatch.example_gradients.signatures) + len(numba_optim.sgd_update.signatures)
+    + len(numba_products._tanh_row_pair.signatures),
+}))
+"""
+
+
+def test_one_example_sgd_compiles_a_kernel_per_architecture_and_no_batch_steps(tmp_path):
+    """Plain SGD at batch 1 (in a fresh process with an empty Numba cache) trains on a kernel of its
+    own per architecture, as the NumPy reference does (float32), and compiles none of the batch
+    steps' code: its epoch kernel only evaluates."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _ONE_EXAMPLE_SGD], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.splitlines()[-1])
+    assert record["example_kernels"] == [[2, 4, 4, 1], [2, 5, 1]] and record["compiled"] == [1, 1]
+    assert record["steps"] == [numba_minibatch.NO_STEPS] and record["step_code"] == 0
+    assert record["error"] < 1e-5
+
+
 def test_first_run_notice_names_the_activations():
     import io
 

@@ -423,6 +423,8 @@ def test_every_cached_kernel_has_cache_files_of_its_own():
     sigmoid's derivative)."""
     from numba.core.registry import CPUDispatcher
 
+    from nnaccel.backends.packing import PackedLayout
+    from nnaccel.core.architecture import Architecture
     from nnaccel.kernels import numba_layers, numba_minibatch, numba_network, numba_optim, numba_products, numba_rows
 
     kernels = [
@@ -436,6 +438,12 @@ def test_every_cached_kernel_has_cache_files_of_its_own():
         for name in ("tanh", "relu")
         for output in ("sigmoid", "softmax")
         for batch in (None, 4, 16)
+        for fast in (False, True)
+    ]
+    kernels += [  # one batch-1 kernel per architecture
+        numba_minibatch.example_kernel(*PackedLayout.of(Architecture.build(layers, activations, output)).arrays(), fast)
+        for layers, activations, output in (([2, 6, 6, 1], ["tanh"] * 2, "sigmoid"), ([2, 6, 1], ["tanh"], "sigmoid"))
+        + (([2, 6, 6, 3], ["relu", "tanh"], "softmax"),)
         for fast in (False, True)
     ]
     paths = {}

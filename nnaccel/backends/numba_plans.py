@@ -178,7 +178,11 @@ class FusedEpochPlan(_PackedPlan):
         # it runs the epochs of mini-batches and the serial evaluations; a plan whose steps run the
         # parallel pass gets one that only evaluates
         hidden, output = self.layout.codes[:-1], self.layout.codes[-1]
-        kernel_batch = None if batch_size is None or not self.packed_steps(batch_size) else int(batch_size)
+        # plain SGD at batch 1 trains on a kernel of its own, so its epoch kernel only evaluates
+        one_example_sgd = batch_size is not None and int(batch_size) == 1 and self.rule == numba_optim.RULE_SGD
+        self.train_examples = kernels.example_kernel(*self.layout.arrays(), self.fast) if one_example_sgd else None
+        trains_here = batch_size is not None and self.packed_steps(batch_size) and not one_example_sgd
+        kernel_batch = int(batch_size) if trains_here else None
         self.run_epoch = kernels.epoch_kernel(hidden, output, self.rule, kernel_batch, self.fast)
         full_blocks = self.scratch.H.shape[1] == block
         self.evaluation_scratch = self.scratch if full_blocks else EpochScratch.of(architecture, self.dtype, block)
@@ -214,17 +218,9 @@ class FusedEpochPlan(_PackedPlan):
     def packed_batches(self, X, Y, hyper: Hyperparameters):
         _, settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
         batch_size, state = int(self.mini_batch_size), self.current_state()
-        if batch_size == 1 and self.rule == numba_optim.RULE_SGD:
-            total = kernels.train_examples(
-                np.ascontiguousarray(X, dtype=self.dtype),
-                np.ascontiguousarray(Y, dtype=self.dtype),
-                self.theta,
-                *self.layout.arrays(),
-                self.fast,
-                hyper.lr,
-                hyper.l1,
-                hyper.l2,
-            )
+        if self.train_examples is not None:
+            X, Y = np.ascontiguousarray(X, dtype=self.dtype), np.ascontiguousarray(Y, dtype=self.dtype)
+            total = self.train_examples(X, Y, self.theta, hyper.lr, hyper.l1, hyper.l2)
             state.step += X.shape[1]
             return np.float64(total)
         total = self.run_epoch(
