@@ -113,6 +113,39 @@ def test_prediction_rejects_bad_X(idle_backend, X, message):
             method(X)
 
 
+def test_checks_of_large_data_read_it_in_blocks(monkeypatch):
+    """The NaN and range checks go through X a block of columns at a time (several blocks here),
+    still name the first bad entry in row-major order, and allocate no temporary array of the
+    size of X (tracemalloc sees NumPy's buffers)."""
+    import tracemalloc
+
+    from nnaccel.core import validation
+
+    monkeypatch.setattr(validation, "FINITE_BLOCK", 64)
+    net = nna.Network([3, 2, 1], seed=0)
+    X = np.random.default_rng(0).normal(size=(3, 1000))
+    X[2, 40], X[0, 900] = np.nan, np.inf  # the row-major first is (0, 900), in a later block
+    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(the first at row 0, column 900\)"):
+        validation.check_X(X, net.architecture)
+    X = np.random.default_rng(0).normal(size=(3, 1000))
+    X[1, 999] = 1e300
+    with pytest.raises(ValueError, match=r"X holds 1e\+300 at index \(1, 999\), beyond what float32"):
+        validation.check_representable(X, np.float32, "X")
+
+    monkeypatch.undo()
+    X = np.random.default_rng(0).normal(size=(2, 1_000_000))
+    architecture = nna.Network([2, 2, 1], seed=0).architecture
+    for check in (lambda: validation.check_X(X, architecture), lambda: validation.check_representable(X, np.float32, "X")):
+        tracemalloc.start()
+        try:
+            check()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # the booleans of all of X alone would take X.size bytes
+        assert peak < X.size / 2, f"a check of X ({X.size} entries) allocated {peak} bytes at once"
+
+
 def test_softmax_labels_must_be_one_hot():
     net = nna.Network([2, 3], output="softmax", backend="numpy")
     X, Y = _good_data("softmax", outputs=3)
