@@ -1,6 +1,7 @@
 """Streaming a large .npy dataset (issue 6): peak memory and epoch time against one read of the file.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/streaming_npy.py --gb 4 --backend numba
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/streaming_npy.py --gb 10 --batch 256
 
 Writes a Playground circle dataset of ``--gb`` GB (X (2, m) and Y (1, m), float32 by default) with
 ``nnaccel.data.write_playground_npy`` into ``--dir`` (kept with ``--keep``, else deleted at the
@@ -8,9 +9,11 @@ end), then times, each in a fresh subprocess so its peak resident memory (VmHWM)
 
 - ``read``: one pass of the same chunked reader training uses (positioned reads in a background
   thread, per-chunk checks, conversion to the network dtype), without computing anything;
-- ``epoch``: one full-batch epoch of ``Network.fit`` on the two paths (2-6-6-1, tanh, sigmoid);
-- ``compute``: the same gradient computation on one chunk already in memory, repeated, scaled to
-  m: what the epoch would cost if reading were free.
+- ``epoch``: one epoch of ``Network.fit`` on the two paths (2-6-6-1, tanh, sigmoid): full batch,
+  or mini-batch SGD in batches of ``--batch`` consecutive examples (a streamed epoch's order);
+- ``compute``: the same computation on one chunk already in memory (the gradient, or an unshuffled
+  mini-batch ``fit`` of the chunk), repeated, scaled to m: what the epoch would cost if reading
+  were free.
 
 ``cold``: the files' pages are dropped from the page cache first (posix_fadvise DONTNEED), so the
 read comes from the disk; ``warm``: the file was just read, so it comes from the page cache.
@@ -40,7 +43,7 @@ def drop_from_page_cache(paths) -> None:
             os.close(handle)
 
 
-def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict:
+def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str, batch: int | None) -> dict:
     import numpy as np
 
     import nnaccel as nna
@@ -51,6 +54,8 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict
     columns = default_chunk_columns(net.architecture, net.dtype)
     X_map, Y_map = np.load(X_path, mmap_mode="r"), np.load(Y_path, mmap_mode="r")
     net.gradients(X_map[:, :4096], Y_map[:, :4096])  # compile the kernels outside the timing
+    if batch is not None:
+        net.prepare(batch)
     before, _ = resident_bytes()
     started = time.perf_counter()
     if kind == "read":
@@ -59,7 +64,18 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str) -> dict
             count += X.shape[1]
         assert count == source.m
     elif kind == "epoch":
-        net.fit(X_path, Y_path, epochs=1, lr=0.1)
+        net.fit(X_path, Y_path, epochs=1, lr=0.1, batch_size=batch)
+    elif batch is not None:  # compute: one chunk in memory, trained in order, scaled to m
+        X = np.ascontiguousarray(X_map[:, :columns], net.dtype)
+        Y = np.ascontiguousarray(Y_map[:, :columns], net.dtype)
+        net.fit(X, Y, epochs=1, lr=0.1, batch_size=batch, shuffle=False)
+        repeats = 5
+        started = time.perf_counter()
+        for _ in range(repeats):
+            net.fit(X, Y, epochs=1, lr=0.1, batch_size=batch, shuffle=False)
+        seconds = (time.perf_counter() - started) / (repeats * columns) * source.m
+        _, peak = resident_bytes()
+        return {"seconds": seconds, "peak_rss": peak, "rss_before": before, "chunk_columns": columns}
     else:  # compute: one chunk in memory, its gradient repeated, scaled to m
         X = np.ascontiguousarray(X_map[:, :columns], net.dtype)
         Y = np.ascontiguousarray(Y_map[:, :columns], net.dtype)
@@ -91,6 +107,7 @@ def run_child(kind: str, arguments) -> dict:
         arguments.backend,
         "--dtype",
         arguments.dtype,
+        *(["--batch", str(arguments.batch)] if arguments.batch else []),
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -102,13 +119,14 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/nnaccel-streaming", help="where to write the dataset")
     parser.add_argument("--backend", default="numba")
     parser.add_argument("--dtype", default="float32", help="file and network dtype (default float32)")
+    parser.add_argument("--batch", type=int, help="mini-batch size of the epochs (default: full batch)")
     parser.add_argument("--keep", action="store_true", help="keep the dataset afterwards")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     X_path, Y_path = os.path.join(arguments.dir, "X.npy"), os.path.join(arguments.dir, "Y.npy")
     if arguments.child:
-        print(json.dumps(child(arguments.child, X_path, Y_path, arguments.backend, arguments.dtype)))
+        print(json.dumps(child(arguments.child, X_path, Y_path, arguments.backend, arguments.dtype, arguments.batch)))
         return
 
     import numpy as np
@@ -122,7 +140,14 @@ def main() -> None:
         write_playground_npy(X_path, Y_path, "circle", samples, noise=0.1, dtype=arguments.dtype, progress=True)
         print(f"wrote {samples:,} examples in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     size = os.path.getsize(X_path) + os.path.getsize(Y_path)
-    results = {"file_bytes": size, "m": samples, "backend": arguments.backend, "dtype": arguments.dtype, "runs": {}}
+    results = {
+        "file_bytes": size,
+        "m": samples,
+        "backend": arguments.backend,
+        "dtype": arguments.dtype,
+        "batch": arguments.batch,
+        "runs": {},
+    }
     try:
         # compute before and after, so a change in the machine's load between runs shows
         results["runs"]["compute"] = run_child("compute", arguments)
@@ -147,7 +172,8 @@ def main() -> None:
             runs[f"read-{cache}"]["seconds"], runs["compute"]["seconds"]
         )
         results[f"peak_rss_over_file_{cache}"] = runs[f"epoch-{cache}"]["peak_rss"] / size
-    print(f"file {size / 1e9:.2f} GB, m = {samples:,}, backend {arguments.backend}, {arguments.dtype}")
+    batches = "full batch" if arguments.batch is None else f"batch {arguments.batch}"
+    print(f"file {size / 1e9:.2f} GB, m = {samples:,}, backend {arguments.backend}, {arguments.dtype}, {batches}")
     print(
         f"compute alone (one chunk in memory, scaled to m): {runs['compute']['seconds']:.2f} s before, "
         f"{runs['compute-after']['seconds']:.2f} s after"
