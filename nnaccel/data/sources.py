@@ -585,11 +585,11 @@ def host_chunks(source: DataSource, architecture, dtype, *, columns: int, order=
 
 
 def batch_blocks(chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle: bool) -> Iterator:
-    """Regroup host chunks ``(index, X, Y)`` into blocks of whole mini-batches, batch-major:
-    ``(X (count, n, batch), Y (count, outputs, batch))``, so ``X[k]`` is batch k as a contiguous
-    (n, batch) array. Each chunk's columns are shuffled (``column_order``) when ``shuffle``; the
-    columns left over at a chunk's end start the next block's first batch; the epoch's last
-    columns make one final, shorter batch."""
+    """Regroup host chunks ``(index, X, Y)`` into blocks of whole mini-batches side by side:
+    ``(X (n, count batch), Y (outputs, count batch))``, batch k being columns k batch to
+    (k + 1) batch, the layout the plans' ``run_batches`` steps through. Each chunk's columns are
+    shuffled (``column_order``) when ``shuffle``; the columns left over at a chunk's end start the
+    next block's first batch; the epoch's last columns make one final, shorter batch."""
     X_rest = Y_rest = None
     for index, X, Y in chunks:
         width = X.shape[1]
@@ -598,10 +598,10 @@ def batch_blocks(chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle
         count = (carried + width) // batch
         used = count * batch - carried  # columns of this chunk that go into whole batches
         if count:
-            X_block = np.empty((count, X.shape[0], batch), X.dtype)
-            Y_block = np.empty((count, Y.shape[0], batch), Y.dtype)
-            _gather_batches(X, X_rest, order[:used], X_block)
-            _gather_batches(Y, Y_rest, order[:used], Y_block)
+            X_block = np.empty((X.shape[0], count * batch), X.dtype)
+            Y_block = np.empty((Y.shape[0], count * batch), Y.dtype)
+            _gather_columns(X, X_rest, order[:used], X_block)
+            _gather_columns(Y, Y_rest, order[:used], Y_block)
             X_rest = X[:, order[used:]] if used < width else None
             Y_rest = Y[:, order[used:]] if used < width else None
             yield X_block, Y_block
@@ -609,21 +609,16 @@ def batch_blocks(chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle
             X_rest = X[:, order] if X_rest is None else np.concatenate([X_rest, X[:, order]], axis=1)
             Y_rest = Y[:, order] if Y_rest is None else np.concatenate([Y_rest, Y[:, order]], axis=1)
     if X_rest is not None and Y_rest is not None and X_rest.shape[1]:
-        yield X_rest[np.newaxis], Y_rest[np.newaxis]
+        yield X_rest, Y_rest
 
 
-def _gather_batches(source: np.ndarray, carried, order: np.ndarray, out: np.ndarray) -> None:
-    """out (count, rows, batch) = the carried columns, then source's columns in ``order``, batch-major."""
-    count, rows, batch = out.shape
+def _gather_columns(source: np.ndarray, carried, order: np.ndarray, out: np.ndarray) -> None:
+    """out (rows, k) = the carried columns, then source's columns in ``order``."""
     head = 0 if carried is None else carried.shape[1]
     if head:
-        out[0, :, :head] = carried
-        out[0, :, head:] = source[:, order[: batch - head]]
-    first = 1 if head else 0
-    if count > first:
-        rest = order[batch - head if head else 0 :].reshape(count - first, batch)
-        for row in range(rows):  # one gather per row straight into the batch-major layout
-            np.take(source[row], rest, out=out[first:, row, :], mode="clip")
+        out[:, :head] = carried
+    for row in range(out.shape[0]):  # one gather per row, into a contiguous row of out
+        np.take(source[row], order, out=out[row, head:], mode="clip")
 
 
 Item = TypeVar("Item")  # what a prefetched iterable yields

@@ -443,25 +443,15 @@ def accumulate_gradients(network, source: DataSource, grads: list, chunk_grads: 
 
 
 def _streamed_mini_batch_epoch(network, plan, blocks, hyper: Hyperparameters) -> tuple:
-    """Blocks (X (count, n, batch), Y (count, outputs, batch)) of whole batches, each laid out as
-    consecutive columns (n, count batch) for the plan: one update per batch."""
+    """Blocks (X (n, count batch), Y (outputs, count batch)) of whole batches side by side (see
+    ``batch_blocks``), each run by the plan: one update per batch."""
     backend = network.backend
     total, seen = 0.0, 0
     with contextlib.closing(prefetch(blocks)) as host_blocks:
-        for X_block, Y_block in device_chunks(backend, host_blocks, network.dtype):
-            X = _as_columns(X_block)
-            Y = _as_columns(Y_block)
+        for X, Y in device_chunks(backend, host_blocks, network.dtype):
             total = total + plan.run_batches(network.parameters, X, Y, hyper)
             seen += X.shape[1]
     return total, seen
-
-
-def _as_columns(block):
-    """(count, rows, batch) -> (rows, count batch): the block's batches side by side, in order."""
-    count, rows, batch = block.shape
-    if count == 1:
-        return block[0]
-    return block.transpose(1, 0, 2).reshape(rows, count * batch)
 
 
 def source_gradients(network, source: DataSource) -> tuple:
