@@ -137,6 +137,23 @@ def test_streamed_validation_equals_in_memory_validation(npy_files):
 
 
 # ----- mini-batches ----------------------------------------------------------------------------------
+def test_column_orders_drawn_ahead_are_each_chunks_order():
+    """Orders drawn ahead on a background thread are ``column_order``'s for the chunk that comes,
+    also when the chunks come other than announced (the order is then drawn on the spot)."""
+    from nnaccel.data.sources import ColumnOrders, column_order
+
+    upcoming = [(2, 50), (0, 70), (1, 60)]
+    orders = ColumnOrders(3, 1, upcoming)
+    for index, width in upcoming:
+        np.testing.assert_array_equal(orders(index, width), column_order(3, 1, index, width))
+    assert orders.pending is None  # nothing is drawn after the last chunk
+    orders = ColumnOrders(3, 1, upcoming)
+    for index, width in [(0, 70), (2, 50), (1, 60), (5, 9)]:
+        np.testing.assert_array_equal(orders(index, width), column_order(3, 1, index, width))
+    for index, width in upcoming:  # none announced
+        np.testing.assert_array_equal(ColumnOrders(3, 1)(index, width), column_order(3, 1, index, width))
+
+
 @pytest.mark.parametrize("chunk_size,batch_size", [(211, 64), (50, 64), (1003, 100), (128, 1)])
 def test_streamed_mini_batches_are_consecutive_runs_of_the_documented_order(chunk_size, batch_size):
     # batches spanning chunks (211/64), chunks smaller than a batch (50/64), one chunk, batch of 1

@@ -27,10 +27,13 @@ import mmap
 import os
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import TypeVar
 
 import numpy as np
+
+from ..core import background
 
 # A chunk's data plus the training step's buffers for it stay under about this many bytes.
 CHUNK_BYTES = 64 << 20
@@ -584,16 +587,45 @@ def host_chunks(source: DataSource, architecture, dtype, *, columns: int, order=
             yield int(index), np.ascontiguousarray(X, dtype), np.ascontiguousarray(Y, dtype)
 
 
-def batch_blocks(chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle: bool) -> Iterator:
+class ColumnOrders:
+    """Each chunk's ``column_order`` in turn, for an epoch that visits the chunks ``(index, width)``
+    of ``upcoming`` in that order (known ahead for a random-access source; else None): the next
+    chunk's order is drawn on a background thread while this chunk is gathered. Drawing a
+    permutation of a chunk's columns costs more than reading and gathering them."""
+
+    def __init__(self, seed: int, epoch: int, upcoming: Sequence[tuple[int, int]] | None = None):
+        self.seed, self.epoch = seed, epoch
+        self.upcoming = list(upcoming or ())
+        self.position = 0  # the chunk of upcoming that comes next
+        self.pending: Future | None = None  # its order, being drawn
+
+    def __call__(self, index: int, width: int) -> np.ndarray:
+        expected = self.upcoming[self.position] if self.position < len(self.upcoming) else None
+        pending, self.pending = self.pending, None
+        order = pending.result() if pending is not None and expected == (index, width) else None
+        if order is None:
+            order = column_order(self.seed, self.epoch, index, width)
+        self.position += 1
+        if self.position < len(self.upcoming):
+            self.pending = background.submit(column_order, self.seed, self.epoch, *self.upcoming[self.position])
+        return order
+
+
+def batch_blocks(
+    chunks: Iterable, batch: int, *, seed: int, epoch: int, shuffle: bool, upcoming: Sequence[tuple[int, int]] | None = None
+) -> Iterator:
     """Regroup host chunks ``(index, X, Y)`` into blocks of whole mini-batches side by side:
     ``(X (n, count batch), Y (outputs, count batch))``, batch k being columns k batch to
     (k + 1) batch, the layout the plans' ``run_batches`` steps through. Each chunk's columns are
     shuffled (``column_order``) when ``shuffle``; the columns left over at a chunk's end start the
-    next block's first batch; the epoch's last columns make one final, shorter batch."""
+    next block's first batch; the epoch's last columns make one final, shorter batch.
+    ``upcoming``: the chunks' (index, width) in the order they come, when known ahead (see
+    ``ColumnOrders``)."""
+    orders = ColumnOrders(seed, epoch, upcoming)
     X_rest = Y_rest = None
     for index, X, Y in chunks:
         width = X.shape[1]
-        order = column_order(seed, epoch, index, width) if shuffle else np.arange(width)
+        order = orders(index, width) if shuffle else np.arange(width)
         carried = 0 if X_rest is None else X_rest.shape[1]
         count = (carried + width) // batch
         used = count * batch - carried  # columns of this chunk that go into whole batches

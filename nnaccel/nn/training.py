@@ -405,11 +405,13 @@ def _streamed_epochs(network, optimizer, source: DataSource, batch_size, shuffle
             total, seen = accumulate_gradients(network, source, grads, chunk_grads, columns)
             plan.update(network.parameters, grads, hyper)
             return total, seen
-        order = None
+        order = upcoming = None
         if shuffle and source.random_access:
-            order = chunk_order(seed, epoch, len(source.boundaries(columns)) - 1)
+            boundaries = source.boundaries(columns)
+            order = chunk_order(seed, epoch, len(boundaries) - 1)
+            upcoming = [(int(index), boundaries[index + 1] - boundaries[index]) for index in order]
         chunks = host_chunks(source, network.architecture, network.dtype, columns=columns, order=order)
-        blocks = batch_blocks(chunks, int(batch_size), seed=seed, epoch=epoch, shuffle=shuffle)
+        blocks = batch_blocks(chunks, int(batch_size), seed=seed, epoch=epoch, shuffle=shuffle, upcoming=upcoming)
         return _streamed_mini_batch_epoch(network, plan, blocks, hyper)
 
     return plan, run_epoch
