@@ -1,9 +1,9 @@
 """Background threads that prepare training data while a kernel trains.
 
 The Numba backend's small-network epochs run on one core (a serial kernel that releases the GIL).
-Drawing the next epoch's shuffled order and gathering the next chunk of shuffled examples are
-independent of the training itself, so they run here, on the other core, instead of between
-kernel calls.
+Drawing the next epoch's shuffled order, gathering the next chunk of shuffled examples and, when
+streaming, drawing the next chunk's column order are independent of the training itself, so they
+run here, on the other core, instead of between kernel calls.
 
 Two threads serve the whole process, so that one long task (the next epoch's order) does not hold
 up the short ones queued behind it (the next chunk, needed within a millisecond). A forked child
