@@ -65,32 +65,29 @@ def child(kind: str, X_path: str, Y_path: str, backend: str, dtype: str, batch: 
         assert count == source.m
     elif kind == "epoch":
         net.fit(X_path, Y_path, epochs=1, lr=0.1, batch_size=batch)
-    elif batch is not None:  # compute: one chunk in memory, trained in order, scaled to m
+    else:  # compute: one chunk in memory, its work repeated (timed from the second), scaled to m
         X = np.ascontiguousarray(X_map[:, :columns], net.dtype)
         Y = np.ascontiguousarray(Y_map[:, :columns], net.dtype)
-        net.fit(X, Y, epochs=1, lr=0.1, batch_size=batch, shuffle=False)
-        repeats = 5
+        if batch is None:  # the chunk's gradient
+            grads, workspace = net.gradient_buffers(), net.workspace(columns)
+
+            def work():
+                net.backend.loss_and_gradients(net.architecture, net.parameters, X, Y, workspace, grads, 1.0 / source.m)
+
+            repeats = 30
+        else:  # an epoch of the chunk, in order
+
+            def work():
+                net.fit(X, Y, epochs=1, lr=0.1, batch_size=batch, shuffle=False)
+
+            repeats = 5
+        work()
         started = time.perf_counter()
         for _ in range(repeats):
-            net.fit(X, Y, epochs=1, lr=0.1, batch_size=batch, shuffle=False)
-        seconds = (time.perf_counter() - started) / (repeats * columns) * source.m
-        _, peak = resident_bytes()
-        return {"seconds": seconds, "peak_rss": peak, "rss_before": before, "chunk_columns": columns}
-    else:  # compute: one chunk in memory, its gradient repeated, scaled to m
-        X = np.ascontiguousarray(X_map[:, :columns], net.dtype)
-        Y = np.ascontiguousarray(Y_map[:, :columns], net.dtype)
-        backend_object = net.backend
-        grads = net.gradient_buffers()
-        workspace = net.workspace(columns)
-        backend_object.loss_and_gradients(net.architecture, net.parameters, X, Y, workspace, grads, 1.0 / source.m)
-        repeats = 30
-        started = time.perf_counter()
-        for _ in range(repeats):
-            backend_object.loss_and_gradients(net.architecture, net.parameters, X, Y, workspace, grads, 1.0 / source.m)
-        seconds = (time.perf_counter() - started) / (repeats * columns) * source.m
-        _, peak = resident_bytes()
-        return {"seconds": seconds, "peak_rss": peak, "rss_before": before, "chunk_columns": columns}
+            work()
     seconds = time.perf_counter() - started
+    if kind == "compute":
+        seconds *= source.m / (repeats * columns)
     _, peak = resident_bytes()
     return {"seconds": seconds, "peak_rss": peak, "rss_before": before, "chunk_columns": columns}
 
