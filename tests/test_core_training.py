@@ -155,7 +155,7 @@ def test_epoch_orders_drawn_ahead_are_each_epochs_order(monkeypatch, limit):
     orders = EpochOrders(seed=4, m=60, epochs=6)
     for epoch in [3, 4, 4, 5, 0, 1]:
         np.testing.assert_array_equal(orders(epoch), epoch_order(4, epoch, 60))
-        assert (orders._next is not None) == (limit is None and epoch + 1 < 6)
+        assert (orders.lookahead.pending is not None) == (limit is None and epoch + 1 < 6)
 
 
 def test_background_work_runs_in_a_forked_child():

@@ -146,7 +146,7 @@ def test_column_orders_drawn_ahead_are_each_chunks_order():
     orders = ColumnOrders(3, 1, upcoming)
     for index, width in upcoming:
         np.testing.assert_array_equal(orders(index, width), column_order(3, 1, index, width))
-    assert orders.pending is None  # nothing is drawn after the last chunk
+    assert orders.lookahead.pending is None  # nothing is drawn after the last chunk
     orders = ColumnOrders(3, 1, upcoming)
     for index, width in [(0, 70), (2, 50), (1, 60), (5, 9)]:
         np.testing.assert_array_equal(orders(index, width), column_order(3, 1, index, width))

@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
 
@@ -43,3 +43,25 @@ def wait_quietly(future: Future | None) -> None:
             future.result()
         except Exception:  # its outcome no longer matters, only that it has ended
             pass
+
+
+class Lookahead(Generic[Result]):
+    """``function(*arguments)`` for the arguments asked in turn, the next call's result computed
+    on a background thread while the caller works on this one's. ``pending``: the arguments of
+    that next call and its future, or None."""
+
+    def __init__(self, function: Callable[..., Result]):
+        self.function = function
+        self.pending: tuple[tuple, Future[Result]] | None = None
+
+    def __call__(self, arguments: tuple, following: tuple | None = None) -> Result:
+        """``function(*arguments)`` (the pending result when it was drawn for these arguments,
+        else computed here); then ``function(*following)`` starts in the background, if given."""
+        pending, self.pending = self.pending, None
+        if pending is not None and pending[0] == arguments:
+            result = pending[1].result()
+        else:
+            result = self.function(*arguments)
+        if following is not None:
+            self.pending = (following, submit(self.function, *following))
+        return result

@@ -28,7 +28,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from typing import TypeVar
 
 import numpy as np
@@ -596,19 +595,15 @@ class ColumnOrders:
     def __init__(self, seed: int, epoch: int, upcoming: Sequence[tuple[int, int]] | None = None):
         self.seed, self.epoch = seed, epoch
         self.upcoming = list(upcoming or ())
-        self.position = 0  # the chunk of upcoming that comes next
-        self.pending: Future | None = None  # its order, being drawn
+        self.position = 0  # how many chunks have come
+        self.lookahead = background.Lookahead(column_order)
 
     def __call__(self, index: int, width: int) -> np.ndarray:
-        expected = self.upcoming[self.position] if self.position < len(self.upcoming) else None
-        pending, self.pending = self.pending, None
-        order = pending.result() if pending is not None and expected == (index, width) else None
-        if order is None:
-            order = column_order(self.seed, self.epoch, index, width)
         self.position += 1
+        following = None
         if self.position < len(self.upcoming):
-            self.pending = background.submit(column_order, self.seed, self.epoch, *self.upcoming[self.position])
-        return order
+            following = (self.seed, self.epoch, *self.upcoming[self.position])
+        return self.lookahead((self.seed, self.epoch, index, width), following)
 
 
 def batch_blocks(

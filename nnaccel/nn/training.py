@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -118,18 +117,12 @@ class EpochOrders:
 
     def __init__(self, seed: int, m: int, epochs: int):
         self.seed, self.m, self.epochs = seed, m, epochs
-        self._next: tuple[int, Future] | None = None  # (epoch, its order being drawn)
+        self.lookahead = background.Lookahead(epoch_order)
 
     def __call__(self, epoch: int) -> np.ndarray:
         """The order (m,) of ``epoch``."""
-        if self._next is not None and self._next[0] == epoch:
-            order = self._next[1].result()
-        else:
-            order = epoch_order(self.seed, epoch, self.m)
-        self._next = None
-        if self.m <= self.PREFETCH_LIMIT and epoch + 1 < self.epochs:
-            self._next = (epoch + 1, background.submit(epoch_order, self.seed, epoch + 1, self.m))
-        return order
+        ahead = self.m <= self.PREFETCH_LIMIT and epoch + 1 < self.epochs
+        return self.lookahead((self.seed, epoch, self.m), (self.seed, epoch + 1, self.m) if ahead else None)
 
 
 def check_hyperparameters(epochs, lr, batch_size, l1, l2) -> None:
