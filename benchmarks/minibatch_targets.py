@@ -14,7 +14,8 @@ per contender in turn; ratios are taken per round and the median over rounds is 
    at batch 32 (>= 100x); batch 1 (>= 2M examples/s).
 3. The 784-256-10 batch-256 run in a process that imported PyTorch and ran a torch matmul first, or
    imported NumPy and ran a matmul first, against a clean process (>= 0.85); full-batch 2-6-6-1
-   Numba/NumPy in one script that imports NumPy first and alternates the backends (>= 10x).
+   Numba/NumPy in one script that imports NumPy first and alternates the backends (>= 10x; the
+   median over several fresh processes of that script).
 4. Peak memory (VmHWM) of mini-batch epochs of 2-6-6-1 at m = 1e7 against 2 (X + Y) + 150 MB.
 5. Adam against plain SGD, Numba backend, for the networks and batches of 1 and 2 (>= 0.85).
 6. Cold cache: the README's main command with a fresh NUMBA_CACHE_DIR: seconds to its first line
@@ -273,9 +274,16 @@ def optimizer_targets(rounds: int) -> list:
 
 
 def alternating_target(rounds: int) -> list:
-    record = run_child("alternating", m=1_000_000, rounds=max(rounds, 5))
-    ratio = record["ratio"]
-    return [f"full-batch 2-6-6-1 numba / numpy, NumPy imported first, alternating: {ratio:.2f}x (>= 10x: {verdict(ratio, 10)})"]
+    # One script alternates the two backends, so the contenders share a process; the script runs in
+    # several fresh processes, one after another, and the median of their ratios is the figure (a
+    # spell in which one of a VM's two cores runs slower lasts seconds: a whole process's rounds).
+    ratios = [run_child("alternating", m=1_000_000, rounds=5)["ratio"] for _ in range(max(rounds, 3))]
+    ratio = statistics.median(ratios)
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}x in {len(ratios)} processes"
+    return [
+        f"full-batch 2-6-6-1 numba / numpy, NumPy imported first, alternating: {ratio:.2f}x ({spread}; "
+        f">= 10x: {verdict(ratio, 10)})"
+    ]
 
 
 def memory_target() -> list:

@@ -33,6 +33,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..core import background
+from .orders import permutation
 
 # A chunk's data plus the training step's buffers for it stay under about this many bytes.
 CHUNK_BYTES = 64 << 20
@@ -76,7 +77,7 @@ def chunk_order(seed: int, epoch: int, chunks: int) -> np.ndarray:
 
 def column_order(seed: int, epoch: int, chunk: int, width: int) -> np.ndarray:
     """The shuffled order of the columns of chunk ``chunk`` (its index in the source) in an epoch."""
-    return np.random.default_rng([seed, epoch, chunk]).permutation(width)
+    return permutation([seed, epoch, chunk], width)
 
 
 def epoch_column_order(seed: int, epoch: int, boundaries: list[int]) -> np.ndarray:
