@@ -91,6 +91,16 @@ class _PackedPlan(Plan):
             0, self.layout.views(self.first) if fresh.first else [], self.layout.views(self.second) if fresh.second else []
         )
 
+    def load(self, X, Y) -> TrainingData:
+        """Checked host arrays X (n, m), Y (outputs, m); for mini-batches, X's examples as
+        contiguous rows (m, n), from which shuffled batches are gathered, and X as the (n, m) view
+        of those rows (what an unshuffled epoch slices). X's own memory when X is the transpose of
+        row-major (m, n) data, as a user's examples usually are: then nothing is copied."""
+        if not self.gathers_batches(X.shape[1]):
+            return super().load(X, Y)
+        rows = np.ascontiguousarray(X.T, dtype=self.dtype)
+        return TrainingData(rows.T, np.ascontiguousarray(Y, dtype=self.dtype), rows)
+
     def packed_steps(self, batch: int) -> bool:
         """True when batches of ``batch`` examples run on this plan's serial kernels."""
         return batch < PARALLEL_BATCH
@@ -119,14 +129,14 @@ class _PackedPlan(Plan):
         copies = [(W.copy(), b.copy()) for W, b in params]
         n, outputs = self.architecture.n_inputs, self.architecture.n_outputs
         m = 2 if self.batch_size is None else min(2 * self.batch_size, PARALLEL_BATCH) + 1
-        data = self.load(np.zeros((n, m), dtype=self.dtype), np.zeros((outputs, m), dtype=self.dtype))
+        X, Y = np.zeros((n, m), dtype=self.dtype), np.zeros((outputs, m), dtype=self.dtype)
         order = np.arange(m) if self.gathers_batches(m) else None
         kept = self.state, self.first, self.second  # a run's optimizer state survives the warm-up
         self.reset_state(copies)
-        self.epoch(copies, data, order, Hyperparameters(0.0))
+        self.epoch(copies, self.load(X, Y), order, Hyperparameters(0.0))
         self.state, self.first, self.second = kept
-        self.loss_sum(copies, data.X, data.Y)
-        self.forward(copies, data.X)
+        self.loss_sum(copies, X, Y)  # evaluations get C-ordered arrays (a run's validation data)
+        self.forward(copies, X)
 
     def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
         raise NotImplementedError
