@@ -78,6 +78,15 @@ def sgd_update(theta, gradients, scale, lr, l1, l2, sizes, weight_offsets, bias_
 
 
 @numba.njit(**OPTIONS)
+def sgd_update_biases(theta, gradients, scale, lr, sizes, bias_offsets):
+    """In place: b -= lr scale db for every layer's b (the weights updated elsewhere, in their
+    gradient's product: ``LayeredStepPlan``); the layout of ``sgd_update``."""
+    for layer in range(sizes.size - 1):
+        for index in range(bias_offsets[layer], bias_offsets[layer] + sizes[layer + 1]):
+            theta[index] = theta[index] - lr * (scale * gradients[index])
+
+
+@numba.njit(**OPTIONS)
 def adam_coefficients(lr, beta1, beta2, weight_decay, step):
     """(step_size, bias2_sqrt, decay) of update ``step`` (from 1), as ``nnaccel.optim.Adam``."""
     t = float(step)

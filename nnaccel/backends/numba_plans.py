@@ -28,6 +28,7 @@ from ..kernels import numba_minibatch as kernels
 from ..kernels import numba_network as network
 from ..kernels import numba_optim
 from ..optim import SGD, Adam, Hyperparameters, OptimizerState
+from . import blas
 from .packing import PackedLayout, pack, unpack
 from .plans import Plan, TrainingData
 
@@ -318,11 +319,19 @@ class LayeredStepPlan(_PackedPlan):
         self.hidden_codes = [scalar.activation_code(name) for name in architecture.activations]
         self.output_code = scalar.output_code(architecture.output)
         self._buffers: dict[int, StepBuffers] = {}
+        # plain SGD without L1 updates each W inside its gradient's product (see ``_step``)
+        self.gemm = blas.numpy_gemm() if self.rule == numba_optim.RULE_SGD else None
+        self.weights_in_product = False
+
+    def _set_epoch(self, hyper: Hyperparameters) -> None:
+        """The update's settings at this epoch's lr, l1 and l2, and whether gemm does the weights'."""
+        _, self.settings = update_rule(self.optimizer, hyper)
+        self.weights_in_product = self.gemm is not None and hyper.l1 == 0.0
 
     def packed_epoch(self, data: TrainingData, order, hyper: Hyperparameters):
         if order is None:
             return self.packed_batches(data.X, data.Y, hyper)
-        _, self.settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
+        self._set_epoch(hyper)
         batch_size, total = self.mini_batch_size, 0.0
         for start in range(0, data.m, batch_size):
             batch = order[start : start + batch_size]
@@ -333,7 +342,7 @@ class LayeredStepPlan(_PackedPlan):
         return np.float64(total)
 
     def packed_batches(self, X, Y, hyper: Hyperparameters):
-        _, self.settings = update_rule(self.optimizer, hyper)  # the settings at this epoch's lr, l1 and l2
+        self._set_epoch(hyper)
         batch_size, total = self.mini_batch_size, 0.0
         for start in range(0, X.shape[1], batch_size):
             X_batch = X[:, start : start + batch_size]
@@ -344,8 +353,14 @@ class LayeredStepPlan(_PackedPlan):
 
     def _step(self, X, buffers: StepBuffers, hyper: Hyperparameters) -> float:
         """One step on X (n, width) and ``buffers.Y`` (the update by ``self.rule`` and
-        ``self.settings``, set for the epoch); returns the batch's summed loss."""
+        ``self.settings``, set for the epoch); returns the batch's summed loss.
+
+        Plain SGD without L1 (``weights_in_product``) updates each W in its gradient's product,
+        W = (1 - lr l2) W - (lr / width) dA H_prev^T, one gemm with beta 1 - lr l2 (after
+        dH_prev = W^T dA has read W): the gradient is never stored, and the update pass reads the
+        biases only."""
         params, grads, layout = self.theta_views, self.gradient_views, self.layout
+        width = X.shape[1]
         H = [X]
         for index, (W, b) in enumerate(params[:-1]):
             A = buffers.H[index]
@@ -357,26 +372,34 @@ class LayeredStepPlan(_PackedPlan):
         np.matmul(W_out, H[-1], out=dA)  # A_L = W_L H_{L-1}
         _, db_out = grads[-1]
         loss = kernels.output_loss_gradient(dA, b_out, buffers.Y, self.output_code, self.fast, db_out)  # dA_L = H_L - Y
+        lr, l2 = hyper.lr, hyper.l2
         for index in range(len(params) - 1, -1, -1):
             W, _ = params[index]
-            dW, _ = grads[index]
-            np.matmul(dA, H[index].T, out=dW)  # dW = dA H_prev^T (scaled by 1/m in the update)
+            if index > 0:
+                dH = buffers.dH[: W.shape[1]]
+                np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
+            if self.weights_in_product:
+                self.gemm(-lr / width, dA, H[index].T, 1.0 - lr * l2, W)  # W -= lr (dA H_prev^T / width + l2 W)
+            else:
+                dW, _ = grads[index]
+                np.matmul(dA, H[index].T, out=dW)  # dW = dA H_prev^T (scaled by 1/m in the update)
             if index == 0:
                 break
-            dH = buffers.dH[: W.shape[1]]
-            np.matmul(W.T, dA, out=dH)  # dH_prev = W^T dA
             _, db = grads[index - 1]
             kernels.activation_backward(dH, H[index], self.hidden_codes[index - 1], db)  # dA = dH * act'; db = sum(dA)
             dA = H[index]
         state = self.current_state()
         state.step += 1
+        if self.weights_in_product:
+            numba_optim.sgd_update_biases(self.theta, self.flat_gradients, 1.0 / width, lr, layout.sizes, layout.bias_offsets)
+            return loss
         update = numba_optim.update_parameters
         if self.rule != numba_optim.RULE_SGD and layout.count >= PARALLEL_UPDATE:
             update = numba_optim.update_parameters_parallel
         update(
             self.theta,
             self.flat_gradients,
-            1.0 / X.shape[1],
+            1.0 / width,
             self.first,
             self.second,
             self.rule,
