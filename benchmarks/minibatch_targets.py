@@ -9,7 +9,8 @@ per contender in turn; ratios are taken per round and the median over rounds is 
 
 1. 784-256-10 relu/softmax, m = 30000, batch 32 and 256: Numba backend vs PyTorch (>= 1.2x) and vs
    the NumPy backend (>= 1); batch 256 vs the step's GEMM floor (the step's matmul FLOPs at the
-   float32 GEMM rate measured in the same process; <= 1.5x).
+   float32 GEMM rate measured in the same process; <= 1.5x). X is C-ordered (n, m), and also, as
+   PyTorch gets it, the transpose of row-major (m, n) data.
 2. 2-6-6-1 tanh/sigmoid: batch 32 vs the full-batch fused rate at m = 1e6 (>= 0.10) and vs PyTorch
    at batch 32 (>= 100x); batch 1 (>= 2M examples/s).
 3. The 784-256-10 batch-256 run in a process that imported PyTorch and ran a torch matmul first, or
@@ -51,7 +52,11 @@ def _data(layers, m: int):
     return make_data(_net(layers), m)
 
 
-def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, before: str, optimizer: str = "sgd") -> dict:
+def child_nnaccel(
+    backend: str, layers, m: int, batch: int | None, epochs: int, before: str, optimizer: str = "sgd", rows: bool = False
+) -> dict:
+    """``rows``: X given as the transpose of row-major (m, n) data (PyTorch's layout, and how a
+    user's examples usually come), else C-ordered (n, m)."""
     if before == "torch":
         import torch
 
@@ -63,10 +68,14 @@ def child_nnaccel(backend: str, layers, m: int, batch: int | None, epochs: int, 
 
         a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
         a @ a
+    import numpy as np
+
     import nnaccel as nna
     from nnaccel.bench.limits import cpu_gemm
 
     X, Y = _data(layers, m)
+    if rows:
+        X = np.ascontiguousarray(X.T).T
     net = _net(layers)
     network = nna.Network(layers, net.activation, net.output, backend=backend, dtype="float32")
     lr = 0.01 if optimizer == "sgd" else 1e-3
@@ -203,6 +212,10 @@ def wide_targets(rounds: int) -> list:
             "numba": ("nnaccel", dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before="")),
             "numpy": ("nnaccel", dict(backend="numpy", layers=layers, m=m, batch=batch, epochs=epochs, before="")),
             "torch": ("torch", dict(layers=layers, m=m, batch=batch, epochs=epochs)),
+            "numba, row-major X": (
+                "nnaccel",
+                dict(backend="numba", layers=layers, m=m, batch=batch, epochs=epochs, before="", rows=True),
+            ),
         }
         if batch == 256:
             for before in ("torch", "numpy"):
@@ -215,6 +228,8 @@ def wide_targets(rounds: int) -> list:
         lines.append(f"784-256-10 batch {batch}: examples/s {rates}")
         ratio = median_ratio(results, "numba", "torch")
         lines.append(f"  numba / PyTorch {ratio:.2f}x (>= 1.2x: {verdict(ratio, 1.2)})")
+        ratio = median_ratio(results, "numba, row-major X", "torch")
+        lines.append(f"  numba on row-major X (PyTorch's layout) / PyTorch {ratio:.2f}x (>= 1.2x: {verdict(ratio, 1.2)})")
         ratio = median_ratio(results, "numba", "numpy")
         lines.append(f"  numba / numpy {ratio:.2f}x (>= 1: {verdict(ratio, 1.0)})")
         if batch == 256:
