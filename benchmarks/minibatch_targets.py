@@ -233,11 +233,12 @@ def wide_targets(rounds: int) -> list:
         ratio = median_ratio(results, "numba", "numpy")
         lines.append(f"  numba / numpy {ratio:.2f}x (>= 1: {verdict(ratio, 1.0)})")
         if batch == 256:
-            floors = [
-                record["examples_per_s"] * step_flops(layers, 1) / (record["gemm_gflops"] * 1e9) for record in results["numba"]
-            ]
-            floor_ratio = 1 / statistics.median(floors)
-            lines.append(f"  step time / GEMM floor {floor_ratio:.2f}x (<= 1.5x: {verdict(floor_ratio, 1.5, False)})")
+            for name in ("numba", "numba, row-major X"):
+                floors = [
+                    record["examples_per_s"] * step_flops(layers, 1) / (record["gemm_gflops"] * 1e9) for record in results[name]
+                ]
+                floor_ratio = 1 / statistics.median(floors)
+                lines.append(f"  {name}: step time / GEMM floor {floor_ratio:.2f}x (<= 1.5x: {verdict(floor_ratio, 1.5, False)})")
             for before in ("torch", "numpy"):
                 ratio = median_ratio(results, f"numba, {before} first", "numba")
                 lines.append(f"  {before} first / clean {ratio:.2f} (>= 0.85: {verdict(ratio, 0.85)})")
