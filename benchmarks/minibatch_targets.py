@@ -68,14 +68,12 @@ def child_nnaccel(
 
         a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
         a @ a
-    import numpy as np
-
-    import nnaccel as nna
+    import nnaccel as nna  # before NumPy in a clean process: it sets OpenBLAS's busy-wait first
     from nnaccel.bench.limits import cpu_gemm
 
     X, Y = _data(layers, m)
     if rows:
-        X = np.ascontiguousarray(X.T).T
+        X = X.T.copy().T  # the (n, m) view of C-ordered (m, n) rows
     net = _net(layers)
     network = nna.Network(layers, net.activation, net.output, backend=backend, dtype="float32")
     lr = 0.01 if optimizer == "sgd" else 1e-3
