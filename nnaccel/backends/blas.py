@@ -69,11 +69,15 @@ class Gemm:
         if min(M, N, K) == 0:  # nothing to multiply: C = beta C
             C[...] = 0 if beta == 0 else beta * C
             return
+        first, second = Operand.of(A), Operand.of(B)
         # an operand with neither axis contiguous (a view with steps) is copied first, and the copy
         # held until the call returns
-        A = A if Operand.of(A) is not None else np.ascontiguousarray(A)
-        B = B if Operand.of(B) is not None else np.ascontiguousarray(B)
-        first, second = Operand.of(A), Operand.of(B)
+        if first is None:
+            A = np.ascontiguousarray(A)
+            first = Operand.of(A)
+        if second is None:
+            B = np.ascontiguousarray(B)
+            second = Operand.of(B)
         assert first is not None and second is not None  # a C-ordered array always has one
         self.functions[dtype](
             ROW_MAJOR,
