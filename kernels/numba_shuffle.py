@@ -24,13 +24,11 @@ def shuffle_down(order, draws, index):
     32-bit values ``draws`` as NumPy draws it. Returns the index the draws ran out at (the next
     block continues there: that entry's rejected draws are already spent), or 0 when done. Every
     index must be below 2^32 (NumPy then draws 32-bit values)."""
-    mask = np.int64(index)
-    for shift in (1, 2, 4, 8, 16):
-        mask |= mask >> shift  # the smallest 2^k - 1 >= index
+    mask = np.int64(0xFFFFFFFF)
     position, count = 0, draws.size
     while index > 0:
         while (mask >> 1) >= index:
-            mask >>= 1
+            mask >>= 1  # the smallest 2^k - 1 >= index
         j = index + 1  # no draw accepted yet
         while position < count:
             value = np.int64(draws[position]) & mask
